@@ -1,0 +1,58 @@
+# sessionflow: `make demo` and `make test` do all set-up themselves on a fresh machine.
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+UV_VERSION := 0.13.9
+INSTALLED  := $(VENV)/.installed
+
+.PHONY: help setup jars demo test lint lock broker-start broker-stop broker-status topics clean
+
+help:
+	@echo "make demo    - set up, start the local Kafka broker, run the main job end to end"
+	@echo "make test    - set up, lint (ruff, mypy) and run every test (the broker ones included)"
+	@echo "make broker-start | broker-stop | broker-status | topics | lint | clean"
+
+# The virtual environment, installed from the committed lock so every install is the same.
+$(INSTALLED): pyproject.toml requirements.lock
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements.lock
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
+	touch $@
+
+# Apache Kafka's jars from Maven Central, cached outside git (see infra/kafka/README.md).
+jars: $(INSTALLED)
+	$(BIN)/sessionflow broker jars
+
+setup: $(INSTALLED) jars
+
+demo: setup
+	$(BIN)/sessionflow demo
+
+lint: $(INSTALLED)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test: setup lint
+	$(BIN)/pytest -v
+
+broker-start: setup
+	$(BIN)/sessionflow broker start
+
+broker-stop: $(INSTALLED)
+	$(BIN)/sessionflow broker stop
+
+broker-status: $(INSTALLED)
+	$(BIN)/sessionflow broker status
+
+topics: $(INSTALLED)
+	$(BIN)/sessionflow topics
+
+# Regenerate requirements.lock after changing dependencies in pyproject.toml.
+lock: $(INSTALLED)
+	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 -o requirements.lock
+
+clean:
+	-$(BIN)/sessionflow broker stop
+	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Prefect flows: daily aggregation, backfill and cost loading run DuckDB SQL over the lake."""

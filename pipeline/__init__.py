@@ -1,0 +1,1 @@
+"""sessionflow: privacy-friendly session analytics (collector, Kafka, Parquet lake, DuckDB)."""

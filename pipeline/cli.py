@@ -1,0 +1,167 @@
+"""`sessionflow <command>`: every command has --help and fails with a one-line reason."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+import click
+
+from pipeline.broker import BrokerState, LocalBroker, answers_kafka, kafka_version
+from pipeline.config import Settings, load_settings
+from pipeline.errors import SessionflowError
+
+EXIT_NOT_RUNNING = 3  # as LSB init scripts report "program is not running"
+
+
+class _Cli(click.Group):
+    """Turns sessionflow's own errors into click's one-line `Error: ...` and exit code 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except SessionflowError as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+def _settings(ctx: click.Context) -> Settings:
+    settings: Settings = ctx.find_root().obj
+    return settings
+
+
+@click.group(cls=_Cli)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="TOML config file (default: $SESSIONFLOW_CONFIG, else embedded defaults).",
+)
+@click.option("-v", "--verbose", is_flag=True, help="Log debug detail.")
+@click.pass_context
+def cli(ctx: click.Context, config_path: str | None, verbose: bool) -> None:
+    """sessionflow: privacy-friendly session analytics on Kafka, Parquet, DuckDB and Prefect."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("kafka").setLevel(logging.WARNING)
+    try:
+        ctx.obj = load_settings(config_path)
+    except SessionflowError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+# -- broker ----------------------------------------------------------------------------
+
+
+@cli.group()
+def broker() -> None:
+    """The local Apache Kafka broker (KRaft), started from Maven Central's jars."""
+
+
+@broker.command("start")
+@click.option("--timeout", default=90.0, show_default=True, help="Seconds to wait until ready.")
+@click.pass_context
+def broker_start(ctx: click.Context, timeout: float) -> None:
+    """Start the local broker and wait until it answers Kafka requests."""
+    settings = _settings(ctx)
+    if not settings.kafka.uses_local_broker:
+        click.echo(
+            f"KAFKA_BOOTSTRAP_SERVERS names a cluster ({settings.kafka.bootstrap}): "
+            "no local broker started"
+        )
+        return
+    local = LocalBroker.from_settings(settings)
+    result = local.start(timeout_s=timeout)
+    if result.already_running:
+        click.echo(f"broker already running (pid {result.pid}) on {local.bootstrap}")
+    else:
+        click.echo(
+            f"broker started (pid {result.pid}) on {local.bootstrap} in {result.seconds:.1f}s "
+            f"(Apache Kafka {kafka_version()}, KRaft)"
+        )
+
+
+@broker.command("stop")
+@click.pass_context
+def broker_stop(ctx: click.Context) -> None:
+    """Stop the local broker: SIGTERM, then SIGKILL if it does not exit in time."""
+    settings = _settings(ctx)
+    if not settings.kafka.uses_local_broker:
+        click.echo(f"using the cluster at {settings.kafka.bootstrap}: no local broker to stop")
+        return
+    click.echo(LocalBroker.from_settings(settings).stop())
+
+
+@broker.command("status")
+@click.pass_context
+def broker_status(ctx: click.Context) -> None:
+    """Report whether the broker runs and answers (exit 0), or not (exit 3)."""
+    settings = _settings(ctx)
+    if not settings.kafka.uses_local_broker:
+        up = answers_kafka(settings.kafka.bootstrap)
+        state = "answers" if up else "does not answer"
+        click.echo(f"cluster at {settings.kafka.bootstrap} (KAFKA_BOOTSTRAP_SERVERS) {state}")
+        ctx.exit(0 if up else EXIT_NOT_RUNNING)
+    status = LocalBroker.from_settings(settings).status()
+    click.echo(status.message)
+    ctx.exit(0 if status.state is BrokerState.RUNNING else EXIT_NOT_RUNNING)
+
+
+@broker.command("jars")
+@click.pass_context
+def broker_jars(ctx: click.Context) -> None:
+    """Resolve Kafka's jars from Maven Central into the cache, and print where they are."""
+    jars = LocalBroker.from_settings(_settings(ctx)).resolve_jars()
+    click.echo(f"Apache Kafka {kafka_version()} jars: {jars}")
+
+
+# -- topics ----------------------------------------------------------------------------
+
+
+@cli.command()
+@click.pass_context
+def topics(ctx: click.Context) -> None:
+    """Create the events and dead-letter topics if missing (idempotent)."""
+    from pipeline.topics import ensure_topics
+
+    for report in ensure_topics(_settings(ctx).kafka):
+        click.echo(report.line())
+
+
+# -- demo ------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--events", "count", default=5000, show_default=True, type=click.IntRange(1))
+@click.pass_context
+def demo(ctx: click.Context, count: int) -> None:
+    """Run the main job end to end on local defaults."""
+    from pipeline.demo import run_demo
+    from pipeline.topics import ensure_topics
+
+    settings = _settings(ctx)
+    if settings.kafka.uses_local_broker:
+        ctx.invoke(broker_start)
+    for topic in ensure_topics(settings.kafka):
+        click.echo(topic.line())
+    outcome = run_demo(settings, count, click.echo)
+    click.echo(
+        f"DuckDB reads {outcome.duckdb_run_events} events of this run from Parquet under "
+        f"{settings.lake_dir} ({outcome.duckdb_lake_events} in the lake in all)"
+    )
+    if outcome.duckdb_run_events != outcome.produced:
+        raise SessionflowError(
+            f"{outcome.produced} events were produced but DuckDB reads {outcome.duckdb_run_events}"
+        )
+
+
+def main() -> None:
+    cli(prog_name="sessionflow")
+
+
+if __name__ == "__main__":
+    main()

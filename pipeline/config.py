@@ -1,0 +1,215 @@
+"""Configuration: a TOML file, overridden by environment variables, validated at start-up.
+
+Precedence, lowest first:
+  1. embedded defaults (this module);
+  2. the TOML file named by ``--config`` or ``SESSIONFLOW_CONFIG``;
+  3. environment variables:
+     - ``KAFKA_BOOTSTRAP_SERVERS`` -> ``kafka.bootstrap_servers``
+     - ``SESSIONFLOW_<KEY>`` -> top-level ``<key>`` (e.g. ``SESSIONFLOW_DATA_DIR``)
+     - ``SESSIONFLOW_<SECTION>__<KEY>`` -> ``<section>.<key>``
+       (e.g. ``SESSIONFLOW_SESSIONIZATION__TIMEOUT_MINUTES=45``)
+     Values are read as TOML values when they parse as one (``45``, ``true``,
+     ``["a", "b"]``), otherwise as plain strings.
+
+Every error names the offending key and where it came from, on one line.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from pipeline.errors import ConfigError
+
+CONFIG_ENV = "SESSIONFLOW_CONFIG"
+ENV_PREFIX = "SESSIONFLOW_"
+# Environment variables with the prefix that are not config keys.
+_NON_KEY_ENV = frozenset({CONFIG_ENV})
+
+# GA4 allows a session timeout from 1 minute to 7 hours 55 minutes.
+MIN_TIMEOUT_MINUTES = 1
+MAX_TIMEOUT_MINUTES = 7 * 60 + 55
+
+
+class _Section(BaseModel):
+    # Unknown keys are typos until proven otherwise.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SessionizationSettings(_Section):
+    timeout_minutes: int = Field(30, ge=MIN_TIMEOUT_MINUTES, le=MAX_TIMEOUT_MINUTES)
+    split_at_midnight: bool = False
+    split_on_campaign_change: bool = False
+
+
+class KafkaSettings(_Section):
+    # None means "the local broker that `sessionflow broker start` runs".
+    bootstrap_servers: str | None = None
+    events_topic: str = "sessionflow.events"
+    dlq_topic: str = "sessionflow.events.dlq"
+    partitions: int = Field(6, ge=1, le=10_000)
+    dlq_partitions: int = Field(1, ge=1, le=10_000)
+    replication_factor: int = Field(1, ge=1, le=32)
+    retention_hours: int = Field(7 * 24, ge=1)
+    dlq_retention_hours: int = Field(30 * 24, ge=1)
+    # The local broker (ignored when bootstrap_servers names a cluster).
+    local_host: str = "127.0.0.1"
+    local_port: int = Field(9092, ge=1, le=65535)
+    local_controller_port: int = Field(9093, ge=1, le=65535)
+    local_heap_mb: int = Field(512, ge=128)
+    # Where Kafka's jars are cached; default $XDG_CACHE_HOME/sessionflow/kafka.
+    jar_cache_dir: Path | None = None
+
+    @property
+    def uses_local_broker(self) -> bool:
+        return self.bootstrap_servers is None
+
+    @property
+    def bootstrap(self) -> str:
+        return self.bootstrap_servers or f"{self.local_host}:{self.local_port}"
+
+    @field_validator("bootstrap_servers")
+    @classmethod
+    def _hosts_have_ports(cls, value: str | None) -> str | None:
+        if value is None or value.strip() == "":
+            return None
+        for server in value.split(","):
+            if not re.fullmatch(r"[^\s:,]+:\d{1,5}", server.strip()):
+                raise ValueError(f"expected host:port[,host:port...], got {value!r}")
+        return value
+
+
+class Settings(_Section):
+    sites: list[str] = Field(default_factory=lambda: ["shop.example"])
+    timezone: str = "UTC"
+    currency: str = "USD"
+    data_dir: Path = Path("data")
+    sessionization: SessionizationSettings = Field(default_factory=SessionizationSettings)
+    goals: dict[str, float] = Field(default_factory=dict)
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown IANA time zone {value!r}") from None
+        return value
+
+    @field_validator("currency")
+    @classmethod
+    def _iso_currency(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Z]{3}", value):
+            raise ValueError(f"expected an ISO 4217 code such as 'USD', got {value!r}")
+        return value
+
+    @field_validator("sites")
+    @classmethod
+    def _sites_nonempty(cls, value: list[str]) -> list[str]:
+        if not value or any(not site.strip() for site in value):
+            raise ValueError("expected a non-empty list of site ids")
+        return value
+
+    @property
+    def lake_dir(self) -> Path:
+        return self.data_dir / "lake"
+
+    @property
+    def local_broker_dir(self) -> Path:
+        return self.data_dir / "kafka"
+
+
+def load_settings(
+    config_path: str | Path | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Build validated settings from defaults, an optional TOML file and the environment."""
+    env = os.environ if environ is None else environ
+    path = config_path or env.get(CONFIG_ENV) or None
+    raw: dict[str, Any] = _read_toml(Path(path)) if path else {}
+    overrides = _env_overrides(env)
+    for key_path, value in overrides:
+        _set_nested(raw, key_path, value)
+    source = (str(path) if path else "defaults") + (" + environment" if overrides else "")
+    try:
+        return Settings.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, source)) from None
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+
+
+def _env_overrides(env: Mapping[str, str]) -> list[tuple[tuple[str, ...], Any]]:
+    overrides: list[tuple[tuple[str, ...], Any]] = []
+    if env.get("KAFKA_BOOTSTRAP_SERVERS"):
+        overrides.append((("kafka", "bootstrap_servers"), env["KAFKA_BOOTSTRAP_SERVERS"]))
+    for name, text in sorted(env.items()):
+        if not name.startswith(ENV_PREFIX) or name in _NON_KEY_ENV:
+            continue
+        key_path = tuple(part.lower() for part in name[len(ENV_PREFIX) :].split("__"))
+        if not _is_known_key(key_path):
+            raise ConfigError(
+                f"environment variable {name} does not name a config key "
+                f"(expected SESSIONFLOW_<KEY> or SESSIONFLOW_<SECTION>__<KEY>)"
+            )
+        overrides.append((key_path, _parse_env_value(text)))
+    return overrides
+
+
+def _is_known_key(key_path: tuple[str, ...]) -> bool:
+    """True when key_path names a field (or a goal, whose names are free-form)."""
+    model: type[BaseModel] = Settings
+    *sections, last = key_path
+    for section in sections:
+        annotation = (
+            model.model_fields[section].annotation if section in model.model_fields else None
+        )
+        if section == "goals" and model is Settings and len(sections) == 1:
+            return True
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return False
+        model = annotation
+    return last in model.model_fields
+
+
+def _parse_env_value(text: str) -> Any:
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def _set_nested(target: dict[str, Any], key_path: tuple[str, ...], value: Any) -> None:
+    node = target
+    for part in key_path[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"config key {part!r} is a value, not a section")
+        node = child
+    node[key_path[-1]] = value
+
+
+def _describe(exc: ValidationError, source: str) -> str:
+    problems = []
+    for error in exc.errors():
+        key = ".".join(str(part) for part in error["loc"]) or "(root)"
+        message = error["msg"]
+        if error["type"] == "extra_forbidden":
+            message = "unknown key"
+        problems.append(f"{key}: {message} (got {error.get('input')!r})")
+    return f"invalid config ({source}): " + "; ".join(problems)

@@ -1,0 +1,78 @@
+"""Shared fixtures. The Kafka broker is real: started once per test session from the
+project's own infra/kafka (on free ports, in a temporary directory), or taken from
+KAFKA_BOOTSTRAP_SERVERS. Broker tests never skip: if the broker cannot start, they error."""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pipeline.broker import LocalBroker
+from pipeline.config import Settings, load_settings
+
+_kafka_outcomes: dict[str, int] = {}
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if external:
+        yield external
+        return
+    broker = LocalBroker(
+        tmp_path_factory.mktemp("kafka"), port=free_port(), controller_port=free_port()
+    )
+    broker.start()
+    try:
+        yield broker.bootstrap
+    finally:
+        broker.stop()
+
+
+@pytest.fixture
+def kafka_settings(kafka_bootstrap: str, tmp_path: Path) -> Settings:
+    """Settings on the test broker, with topics of their own so tests cannot interfere."""
+    unique = uuid.uuid4().hex[:10]
+    return load_settings(
+        environ={
+            "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+            "SESSIONFLOW_DATA_DIR": str(tmp_path / "data"),
+            "SESSIONFLOW_KAFKA__EVENTS_TOPIC": f"test.{unique}.events",
+            "SESSIONFLOW_KAFKA__DLQ_TOPIC": f"test.{unique}.events.dlq",
+            "SESSIONFLOW_KAFKA__PARTITIONS": "4",
+        }
+    )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "kafka_bootstrap" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.kafka)
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if "kafka" in report.keywords and (report.when == "call" or report.outcome != "passed"):
+        _kafka_outcomes[report.outcome] = _kafka_outcomes.get(report.outcome, 0) + 1
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    counts = ", ".join(f"{n} {outcome}" for outcome, n in sorted(_kafka_outcomes.items()))
+    terminalreporter.write_line(f"tests on the real Kafka broker: {counts or 'none ran'}")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    # In CI a skipped broker test is a failure: they must run there.
+    if os.environ.get("CI") and _kafka_outcomes.get("skipped"):
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
