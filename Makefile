@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 UV_VERSION := 0.13.9
 INSTALLED  := $(VENV)/.installed
 
-.PHONY: help setup jars demo test lint lock broker-start broker-stop broker-status topics clean
+.PHONY: help setup jars browser demo test bench lint lock broker-start broker-stop broker-status topics clean
 
 help:
 	@echo "make demo    - set up, start the local Kafka broker, run the main job end to end"
@@ -26,6 +26,11 @@ jars: $(INSTALLED)
 
 setup: $(INSTALLED) jars
 
+# Debian's Chromium for the tracker's browser tests (Playwright drives it; no download).
+browser:
+	@command -v chromium >/dev/null || { apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
 demo: setup
 	$(BIN)/sessionflow demo
 
@@ -34,8 +39,14 @@ lint: $(INSTALLED)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: setup lint
+test: setup browser lint
 	$(BIN)/pytest -v
+
+# Benchmarks: medians of repeated runs, quoted as ratios to a baseline from the same run.
+bench: setup
+	@command -v wrk >/dev/null || { apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
+	$(BIN)/python -m bench.run | tee bench/results.md
 
 broker-start: setup
 	$(BIN)/sessionflow broker start

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import click
@@ -13,6 +15,7 @@ from pipeline.config import Settings, load_settings
 from pipeline.errors import SessionflowError
 
 EXIT_NOT_RUNNING = 3  # as LSB init scripts report "program is not running"
+EXIT_PARTIAL = 4  # the valid part was done; some input was rejected and reported
 
 
 class _Cli(click.Group):
@@ -130,6 +133,101 @@ def topics(ctx: click.Context) -> None:
 
     for report in ensure_topics(_settings(ctx).kafka):
         click.echo(report.line())
+
+
+# -- events in --------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--host", default=None, help="Interface to listen on [collector.host].")
+@click.option("--port", default=None, type=int, help="Port to listen on [collector.port].")
+@click.pass_context
+def collect(ctx: click.Context, host: str | None, port: int | None) -> None:
+    """Run the HTTP collector (GA4 MP /mp/collect, PlainSignal /api/event, /t.js, /health)."""
+    from pipeline.collector import serve
+    from pipeline.errors import BrokerError
+    from pipeline.topics import ensure_topics
+
+    settings = _settings(ctx)
+    try:
+        ensure_topics(settings.kafka, connect_timeout_s=5.0)
+    except BrokerError as exc:
+        # The collector buffers while Kafka is away; it must not refuse to start.
+        logging.getLogger(__name__).warning("%s; starting anyway, events will buffer", exc)
+    serve(settings, host or settings.collector.host, port or settings.collector.port)
+
+
+@cli.command()
+@click.option("--synthetic", is_flag=True, help="Produce generated traffic.")
+@click.option("--file", "path", type=click.Path(exists=True, dir_okay=False), help="JSON Lines.")
+@click.option("--days", default=1, show_default=True, type=click.IntRange(1), help="Synthetic.")
+@click.option("--events-per-day", default=5000, show_default=True, type=click.IntRange(1))
+@click.option("--seed", default=42, show_default=True, type=int, help="Synthetic.")
+@click.pass_context
+def produce(
+    ctx: click.Context,
+    synthetic: bool,
+    path: str | None,
+    days: int,
+    events_per_day: int,
+    seed: int,
+) -> None:
+    """Produce canonical events into Kafka: --synthetic traffic, or --file F (JSON Lines).
+
+    Every event is validated first; bad lines are reported with their line numbers and
+    reasons, and the valid ones are produced."""
+    from pipeline.produce_events import produce_file, produce_synthetic
+
+    settings = _settings(ctx)
+    if synthetic == (path is not None):
+        raise click.UsageError("give exactly one of --synthetic or --file F")
+    if path is not None:
+        report = produce_file(settings, Path(path), click.echo)
+    else:
+        report = produce_synthetic(settings, days, events_per_day, seed, click.echo)
+    click.echo(report.line())
+    if report.rejected:
+        ctx.exit(EXIT_PARTIAL)
+
+
+@cli.command()
+@click.option("--days", default=7, show_default=True, type=click.IntRange(1))
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False))
+@click.option("--seed", default=42, show_default=True, type=int)
+@click.option("--events-per-day", default=5000, show_default=True, type=click.IntRange(1))
+@click.option(
+    "--start",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    default=None,
+    help="First day [default: DAYS days before today, so every day is complete].",
+)
+@click.pass_context
+def generate(
+    ctx: click.Context,
+    days: int,
+    out_dir: str,
+    seed: int,
+    events_per_day: int,
+    start: datetime | None,
+) -> None:
+    """Write synthetic canonical events (events.jsonl) and marketing costs (costs.csv)."""
+    from pipeline.generator import GeneratorConfig, write_dataset
+
+    settings = _settings(ctx)
+    first_day = start.date() if start else datetime.now(UTC).date() - timedelta(days=days)
+    config = GeneratorConfig(
+        days=days,
+        start=first_day,
+        seed=seed,
+        events_per_day=events_per_day,
+        sites=tuple(settings.sites),
+        currency=settings.currency,
+    )
+    files = write_dataset(config, Path(out_dir))
+    click.echo(
+        f"wrote {files.events} events ({files.duplicates} duplicates, {files.late} late) to "
+        f"{files.events_path} and {files.cost_rows} cost rows to {files.costs_path}"
+    )
 
 
 # -- demo ------------------------------------------------------------------------------

@@ -86,6 +86,36 @@ class KafkaSettings(_Section):
         return value
 
 
+class ValidationSettings(_Section):
+    # The collector faces untrusted clients: GA4 accepts up to 72 h of back-dating.
+    collector_max_past_hours: float = Field(72.0, gt=0)
+    # Everyone (collector, consumer, import) rejects timestamps beyond this clock skew.
+    max_future_skew_minutes: float = Field(15.0, ge=0)
+
+
+class CollectorSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    max_body_bytes: int = Field(64 * 1024, ge=1024)
+    # Events accepted but not yet acknowledged by Kafka; beyond this the collector
+    # answers 503 instead of growing without bound while Kafka is away.
+    buffer_max_events: int = Field(100_000, ge=1)
+    # Behind a reverse proxy, the client address comes from this header (first entry).
+    client_ip_header: str | None = None
+
+
+class PrivacySettings(_Section):
+    # Daily salts; on shared storage when several collectors run (defaults under data_dir).
+    salt_dir: Path | None = None
+    # Persistent secret from which each site's key for stable ids is derived.
+    site_key_file: Path | None = None
+    # Country from a trusted proxy header (e.g. "CF-IPCountry") or a GeoIP database.
+    country_header: str | None = None
+    geoip_database: Path | None = None
+    # Drop events from browsers that send Global Privacy Control or Do Not Track.
+    respect_opt_out: bool = False
+
+
 class Settings(_Section):
     sites: list[str] = Field(default_factory=lambda: ["shop.example"])
     timezone: str = "UTC"
@@ -94,6 +124,9 @@ class Settings(_Section):
     sessionization: SessionizationSettings = Field(default_factory=SessionizationSettings)
     goals: dict[str, float] = Field(default_factory=dict)
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    validation: ValidationSettings = Field(default_factory=ValidationSettings)
+    collector: CollectorSettings = Field(default_factory=CollectorSettings)
+    privacy: PrivacySettings = Field(default_factory=PrivacySettings)
 
     @field_validator("timezone")
     @classmethod
@@ -125,6 +158,14 @@ class Settings(_Section):
     @property
     def local_broker_dir(self) -> Path:
         return self.data_dir / "kafka"
+
+    @property
+    def salt_dir(self) -> Path:
+        return self.privacy.salt_dir or self.data_dir / "secrets" / "salts"
+
+    @property
+    def site_key_file(self) -> Path:
+        return self.privacy.site_key_file or self.data_dir / "secrets" / "site_key"
 
 
 def load_settings(

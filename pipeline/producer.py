@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
 from typing import Any
 
@@ -42,6 +42,8 @@ class EventProducer:
         compression: str = "gzip",
         linger_ms: int = 20,
         batch_size: int = 256 * 1024,
+        max_block_ms: int = 60_000,
+        bootstrap_timeout_ms: int = 30_000,
     ) -> None:
         self.topic = topic or kafka.events_topic
         self._producer = KafkaProducer(
@@ -52,15 +54,25 @@ class EventProducer:
             compression_type=compression,
             linger_ms=linger_ms,
             batch_size=batch_size,
+            max_block_ms=max_block_ms,
+            bootstrap_timeout_ms=bootstrap_timeout_ms,
         )
         self._errors: list[BaseException] = []
         self.sent = 0
 
-    def send(self, event: Mapping[str, Any]) -> None:
+    def send(
+        self,
+        event: Mapping[str, Any],
+        on_delivered: Callable[[], None] | None = None,
+        on_failed: Callable[[BaseException], None] | None = None,
+    ) -> None:
+        """Queue one event. Without `on_failed`, a delivery failure is raised by flush()."""
         future = self._producer.send(
             self.topic, key=partition_key(event), value=encode_event(event)
         )
-        future.add_errback(self._errors.append)
+        if on_delivered is not None:
+            future.add_callback(lambda _metadata: on_delivered())
+        future.add_errback(on_failed or self._errors.append)
         self.sent += 1
 
     def send_all(self, events: Iterable[Mapping[str, Any]]) -> int:

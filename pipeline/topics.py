@@ -60,11 +60,15 @@ def topic_specs(kafka: KafkaSettings) -> list[TopicSpec]:
     ]  # fmt: skip
 
 
-def ensure_topics(kafka: KafkaSettings) -> list[TopicReport]:
+def ensure_topics(kafka: KafkaSettings, connect_timeout_s: float = 30.0) -> list[TopicReport]:
     """Create the events and dead-letter topics if missing; safe to run any number of times."""
     specs = topic_specs(kafka)
     try:
-        admin = KafkaAdminClient(bootstrap_servers=kafka.bootstrap, client_id="sessionflow-admin")
+        admin = KafkaAdminClient(
+            bootstrap_servers=kafka.bootstrap,
+            client_id="sessionflow-admin",
+            bootstrap_timeout_ms=int(connect_timeout_s * 1000),
+        )
     except Exception as exc:
         raise BrokerError(f"cannot reach Kafka at {kafka.bootstrap}: {exc}") from None
     try:

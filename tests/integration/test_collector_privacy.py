@@ -1,0 +1,74 @@
+"""No raw IP, user agent, client id or e-mail reaches Kafka or the collector's logs."""
+
+from __future__ import annotations
+
+import httpx
+
+from tests.integration.conftest import RunningCollector, events_of, read_topic
+
+IPS = ["203.0.113.77", "2001:db8::beef:77"]
+USER_AGENTS = [
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36 Zq9Marker/1.0",
+    "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Mobile Safari/537.36 Qx7Probe",
+]
+CLIENT_ID = "client-zq9-4711.1731000000"
+USER_ID = "jane.doe.zq9@example.com"
+EMAIL = "jane.doe.zq9@example.com"
+SECRETS = [*IPS, *USER_AGENTS, "Zq9Marker", "Qx7Probe", CLIENT_ID, USER_ID, EMAIL,
+           "jane.doe.zq9%40example.com", "gclid-secret-zq9"]  # fmt: skip
+
+
+def test_nothing_identifying_reaches_kafka_or_logs(collector: RunningCollector) -> None:
+    sent = 0
+    for ip in IPS:
+        for agent in USER_AGENTS:
+            headers = {"User-Agent": agent, "X-Forwarded-For": ip, "CF-IPCountry": "de"}
+            page = (
+                f"https://shop.example/account/{EMAIL}/orders?email={EMAIL}&gclid=gclid-secret-zq9"
+                "&utm_source=newsletter&utm_medium=email"
+            )
+            body = {
+                "name": "page_view",
+                "url": page,
+                "referrer": f"https://mail.example/?to={EMAIL}",
+            }
+            assert (
+                httpx.post(f"{collector.url}/api/event", json=body, headers=headers).status_code
+                == 202
+            )
+            ga4 = {
+                "client_id": CLIENT_ID,
+                "user_id": USER_ID,
+                "events": [{"name": "page_view", "params": {"page_location": page}}],
+            }
+            response = httpx.post(
+                f"{collector.url}/mp/collect?measurement_id=shop.example", json=ga4, headers=headers
+            )
+            assert response.status_code == 204
+            sent += 2
+    # A rejected request must not leak either (its reason goes to the client, not the log).
+    bad = {"name": "x", "url": f"https://shop.example/?e={EMAIL}", "currency": EMAIL}
+    assert (
+        httpx.post(
+            f"{collector.url}/api/event", json=bad, headers={"User-Agent": USER_AGENTS[0]}
+        ).status_code
+        == 400
+    )
+
+    messages = read_topic(collector.bootstrap, collector.topic, sent)
+    assert len(messages) == sent
+    collector.stop()  # flush its logs
+    log_text = collector.log_text()
+    assert "DEBUG" in log_text  # the scan covers the most verbose log level
+    haystacks = {"kafka": b"\n".join(messages).decode(), "collector log": log_text}
+    for where, text in haystacks.items():
+        for secret in SECRETS:
+            assert secret.lower() not in text.lower(), f"{secret!r} leaked into {where}"
+
+    events = events_of(messages)
+    browser_events = [e for e in events if "device_category" in e and e.get("browser")]
+    assert {e["country"] for e in browser_events} == {"DE"}
+    assert all(e.get("click_id_type") == "gclid" for e in events)
+    assert all("[email]" in str(e["page_url"]) for e in events)
+    # The four browser/IP combinations are four cookie-free visitors; GA4 is one stable one.
+    assert len({e["visitor_id"] for e in events}) == len(IPS) * len(USER_AGENTS) + 1
