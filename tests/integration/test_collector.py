@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+from jsonschema import Draft202012Validator
 
+from pipeline.event_schema import load_schema
 from tests.integration.conftest import RunningCollector, events_of, read_topic
 
 CHROME = (
@@ -109,8 +111,10 @@ def test_both_dialects_arrive_as_canonical_events(collector: RunningCollector) -
     assert ga4_view["engagement_time_ms"] == 1200
     assert ga4_signup["utm_source"] == "google"
     assert ga4_signup["user_id"] not in (None, "customer-99")
+    schema = Draft202012Validator(load_schema("canonical_event"))
     for event in events.values():
         assert str(event["event_ts"]).endswith("Z")
+        schema.validate(event)
 
 
 def test_mixed_ga4_batch_keeps_the_valid_events(collector: RunningCollector) -> None:
