@@ -47,6 +47,14 @@ class SessionizationSettings(_Section):
     timeout_minutes: int = Field(30, ge=MIN_TIMEOUT_MINUTES, le=MAX_TIMEOUT_MINUTES)
     split_at_midnight: bool = False
     split_on_campaign_change: bool = False
+    # Out-of-order arrival tolerated with results identical to a batch run. Events wait
+    # this long (in event time) before they are sessionized and written to the lake.
+    allowed_lateness_minutes: int = Field(10, ge=0, le=24 * 60)
+    # An idle visitor's state is kept this long after its session timed out, so late
+    # events can still join it; bounds the consumer's memory.
+    state_retention_minutes: int = Field(60, ge=0, le=7 * 24 * 60)
+    # Duplicate event_ids are dropped when they arrive within this window (event time).
+    dedup_window_minutes: int = Field(24 * 60, ge=1, le=30 * 24 * 60)
 
 
 class KafkaSettings(_Section):
@@ -104,6 +112,21 @@ class CollectorSettings(_Section):
     client_ip_header: str | None = None
 
 
+class ConsumerSettings(_Section):
+    group_id: str = "sessionflow-lake"
+    # A commit cycle ends after this many records or seconds, whichever comes first:
+    # bigger cycles mean fewer, larger Parquet files and less reprocessing after a crash.
+    cycle_max_events: int = Field(100_000, ge=1)
+    cycle_max_seconds: float = Field(30.0, gt=0)
+    # A partition with no new records for this long releases what the wall clock
+    # (minus the allowed lateness) has passed, so quiet periods still reach the lake.
+    idle_release_seconds: float = Field(60.0, gt=0)
+    log_interval_seconds: float = Field(30.0, gt=0)
+    # Kafka group session timeout; with a stable --instance-id a restarted consumer
+    # takes its partitions back at once (static membership).
+    session_timeout_ms: int = Field(15_000, ge=6_000)
+
+
 class PrivacySettings(_Section):
     # Daily salts; on shared storage when several collectors run (defaults under data_dir).
     salt_dir: Path | None = None
@@ -126,6 +149,7 @@ class Settings(_Section):
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     validation: ValidationSettings = Field(default_factory=ValidationSettings)
     collector: CollectorSettings = Field(default_factory=CollectorSettings)
+    consumer: ConsumerSettings = Field(default_factory=ConsumerSettings)
     privacy: PrivacySettings = Field(default_factory=PrivacySettings)
 
     @field_validator("timezone")
@@ -158,6 +182,10 @@ class Settings(_Section):
     @property
     def local_broker_dir(self) -> Path:
         return self.data_dir / "kafka"
+
+    @property
+    def consumer_state_dir(self) -> Path:
+        return self.data_dir / "consumer-state" / self.consumer.group_id
 
     @property
     def salt_dir(self) -> Path:

@@ -62,3 +62,20 @@ def _arrow_type(name: str, spec: dict[str, Any]) -> pa.DataType:
     if len(concrete) != 1 or concrete[0] not in _JSON_TO_ARROW:
         raise ValueError(f"canonical field {name!r} needs an x-arrow-type: types {types}")
     return _JSON_TO_ARROW[concrete[0]]
+
+
+# Columns the lake adds to the canonical ones. The client's own session id is kept as
+# client_session_id; session_id is the one the sessionizer assigns.
+LAKE_EXTRA_FIELDS = (
+    pa.field("client_session_id", pa.string()),
+    pa.field("session_id", pa.string(), nullable=False),
+    pa.field("channel_group", pa.string(), nullable=False),
+    pa.field("ingested_at", pa.timestamp("us", tz="UTC"), nullable=False),
+)
+
+
+@cache
+def lake_arrow_schema() -> pa.Schema:
+    canonical = canonical_arrow_schema()
+    without_client_id = canonical.remove(canonical.get_field_index("session_id"))
+    return pa.schema([*without_client_id, *LAKE_EXTRA_FIELDS])

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
+import re
 from collections import OrderedDict
 from collections.abc import Mapping
 from functools import cache
@@ -19,9 +21,25 @@ from pathlib import Path
 import maxminddb
 
 from pipeline.secret_files import read_or_create_secret
+from pipeline.urls import redact_emails
 from pipeline.validation import country_codes
 
 ID_HEX_CHARS = 32  # 128 bits: collision-free in practice, and not the whole digest
+_IPV4 = re.compile(r"(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?![\d.])")
+_IPV6_CANDIDATE = re.compile(r"[0-9A-Fa-f:]*:[0-9A-Fa-f:]*:[0-9A-Fa-f:]*")
+
+
+def redact_identifiers(text: str) -> str:
+    """For text kept only for diagnosis (rejected payloads): e-mails and IPs removed."""
+    return _IPV6_CANDIDATE.sub(_ipv6_or_same, _IPV4.sub("[ip]", redact_emails(text)))
+
+
+def _ipv6_or_same(match: re.Match[str]) -> str:
+    try:
+        ipaddress.IPv6Address(match.group(0))
+    except ValueError:
+        return match.group(0)  # e.g. a clock time "10:00:00"
+    return "[ip]"
 
 
 def keyed_hash(key: bytes, *parts: str) -> str:

@@ -16,6 +16,7 @@ from types import TracebackType
 from typing import Any
 
 from kafka import KafkaProducer
+from kafka.errors import KafkaTimeoutError
 
 from pipeline.config import KafkaSettings
 from pipeline.errors import SessionflowError
@@ -67,9 +68,15 @@ class EventProducer:
         on_failed: Callable[[BaseException], None] | None = None,
     ) -> None:
         """Queue one event. Without `on_failed`, a delivery failure is raised by flush()."""
-        future = self._producer.send(
-            self.topic, key=partition_key(event), value=encode_event(event)
-        )
+        try:
+            future = self._producer.send(
+                self.topic, key=partition_key(event), value=encode_event(event)
+            )
+        except KafkaTimeoutError:
+            raise DeliveryError(
+                f"Kafka gave no metadata for topic {self.topic} in time: is the broker up and "
+                "the topic created (`sessionflow topics`)?"
+            ) from None
         if on_delivered is not None:
             future.add_callback(lambda _metadata: on_delivered())
         future.add_errback(on_failed or self._errors.append)

@@ -99,7 +99,7 @@ def _scrub(raw: str) -> ScrubbedUrl | None:
 
     params = parse_qsl(parts.query, keep_blank_values=True)
     # Redact before filtering: an address can swallow the "utm_" of a name.
-    redacted = ((_redact_emails(name), _redact_emails(value)) for name, value in params)
+    redacted = ((redact_emails(name), redact_emails(value)) for name, value in params)
     utm_params = [(name, value) for name, value in redacted if name.lower().startswith("utm_")]
     url = _join(base, path, utm_params)
     # Over the limit: drop whole utm parameters from the end, then cut the path, so
@@ -123,13 +123,13 @@ def _join(base: str, path: str, params: list[tuple[str, str]]) -> str:
 def _clean_path_segment(segment: str) -> str:
     decoded = unquote(segment)
     if _EMAIL.search(decoded):
-        return quote(_redact_emails(decoded), safe=_PATH_SAFE)
+        return quote(redact_emails(decoded), safe=_PATH_SAFE)
     # Existing escapes ("%" kept as is) stay untouched; only raw unsafe characters
     # are encoded, as a browser would.
     return quote(segment, safe=_PATH_SAFE + "%")
 
 
-def _redact_emails(text: str) -> str:
+def redact_emails(text: str) -> str:
     return _EMAIL.sub(EMAIL_PLACEHOLDER, text)
 
 

@@ -1,0 +1,201 @@
+"""The streaming consumer on the real broker: crashes, consumer groups, bad messages,
+and agreement with the batch import."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+import duckdb
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+from pipeline.config import Settings
+from pipeline.generator import GeneratorConfig, write_dataset
+
+LATENESS_MINUTES = "180"  # the generator delivers late events up to 2 h behind
+
+
+def cli_env(settings: Settings, data_dir: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SESSIONFLOW_", "KAFKA_"))}
+    env.update(
+        KAFKA_BOOTSTRAP_SERVERS=settings.kafka.bootstrap,
+        SESSIONFLOW_DATA_DIR=str(data_dir),
+        SESSIONFLOW_KAFKA__EVENTS_TOPIC=settings.kafka.events_topic,
+        SESSIONFLOW_KAFKA__DLQ_TOPIC=settings.kafka.dlq_topic,
+        SESSIONFLOW_KAFKA__PARTITIONS="4",
+        SESSIONFLOW_SESSIONIZATION__ALLOWED_LATENESS_MINUTES=LATENESS_MINUTES,
+        SESSIONFLOW_CONSUMER__GROUP_ID=f"{settings.kafka.events_topic}.group",
+    )
+    env.update(extra)
+    return env
+
+
+def cli(env: dict[str, str], *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", *args],
+        env=env, capture_output=True, text=True, timeout=timeout, check=False,
+    )  # fmt: skip
+
+
+def spawn(env: dict[str, str], log: Path, *args: str) -> subprocess.Popen[bytes]:
+    with log.open("ab") as output:
+        return subprocess.Popen(
+            [sys.executable, "-m", "pipeline.cli", *args],
+            env=env, stdout=output, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+
+
+def generated(tmp_path: Path, events_per_day: int, days: int = 2) -> Path:
+    config = GeneratorConfig(days=days, start=date(2026, 11, 1), events_per_day=events_per_day)
+    return write_dataset(config, tmp_path / "generated").events_path
+
+
+def lake_sessions(data_dir: Path) -> dict[str, str]:
+    rows = duckdb.execute(
+        "SELECT event_id, session_id FROM read_parquet(?, hive_partitioning = true)",
+        [str(data_dir / "lake" / "events" / "event_date=*" / "*.parquet")],
+    ).fetchall()
+    mapping = dict(rows)
+    assert len(mapping) == len(rows), "an event is in the lake more than once"
+    return mapping
+
+
+def test_sigkill_at_random_points_loses_and_duplicates_nothing(
+    kafka_settings: Settings, tmp_path: Path
+) -> None:
+    events_file = generated(tmp_path, events_per_day=100_000)
+    streaming = cli_env(
+        kafka_settings, tmp_path / "streamed",
+        SESSIONFLOW_CONSUMER__CYCLE_MAX_EVENTS="15000",
+        SESSIONFLOW_CONSUMER__CYCLE_MAX_SECONDS="1",
+    )  # fmt: skip
+    produced = cli(streaming, "produce", "--file", str(events_file))
+    assert produced.returncode == 0, produced.stderr
+    total_lines = sum(1 for _ in events_file.open())
+    assert total_lines >= 200_000
+
+    rng = random.Random(7)
+    kills = 0
+    while kills < 5:
+        consumer = spawn(
+            streaming,
+            tmp_path / "killed.log",
+            "consume",
+            "--until-caught-up",
+            "--instance-id",
+            "crashy",
+        )
+        time.sleep(rng.uniform(2.0, 6.0))
+        if consumer.poll() is not None:
+            break  # finished before we could kill it: the remaining kills are moot
+        consumer.send_signal(signal.SIGKILL)
+        consumer.wait()
+        kills += 1
+    assert kills >= 5, "the stream ended before five kills; make it longer"
+    assert 0 < len(lake_sessions(tmp_path / "streamed")) < total_lines  # killed mid-way
+    finished = cli(streaming, "consume", "--until-caught-up", "--instance-id", "crashy")
+    assert finished.returncode == 0, finished.stdout + finished.stderr
+
+    reference = cli_env(kafka_settings, tmp_path / "batch")
+    imported = cli(reference, "import", str(events_file))
+    assert imported.returncode == 0, imported.stdout + imported.stderr
+
+    streamed_sessions = lake_sessions(tmp_path / "streamed")
+    batch_sessions = lake_sessions(tmp_path / "batch")
+    unique_ids = {json.loads(line)["event_id"] for line in events_file.open()}
+    assert set(streamed_sessions) == unique_ids  # every event exactly once
+    assert streamed_sessions == batch_sessions  # the same sessions as an uninterrupted run
+
+
+def test_two_consumers_in_a_group_equal_one(kafka_settings: Settings, tmp_path: Path) -> None:
+    events_file = generated(tmp_path, events_per_day=15_000)
+    pair = cli_env(
+        kafka_settings, tmp_path / "pair",
+        SESSIONFLOW_CONSUMER__CYCLE_MAX_SECONDS="1",
+        SESSIONFLOW_CONSUMER__IDLE_RELEASE_SECONDS="3",
+    )  # fmt: skip
+    assert cli(pair, "produce", "--file", str(events_file)).returncode == 0
+    first = spawn(pair, tmp_path / "a.log", "consume", "--instance-id", "a")
+    second = spawn(pair, tmp_path / "b.log", "consume", "--instance-id", "b")
+    try:
+        deadline = time.monotonic() + 180
+        expected = len({json.loads(line)["event_id"] for line in events_file.open()})
+        while time.monotonic() < deadline:
+            time.sleep(2)
+            try:
+                if len(lake_sessions(tmp_path / "pair")) == expected:
+                    break
+            except duckdb.IOException:
+                continue  # no files yet
+    finally:
+        for process in (first, second):
+            process.send_signal(signal.SIGTERM)
+        for process in (first, second):
+            process.wait(timeout=60)
+    # Both members took part: each logged the partitions it owned.
+    for name in ("a", "b"):
+        assert "consumed" in (tmp_path / f"{name}.log").read_text()
+    single = cli_env(kafka_settings, tmp_path / "single", SESSIONFLOW_CONSUMER__GROUP_ID="single")
+    finished = cli(single, "consume", "--until-caught-up", "--instance-id", "solo")
+    assert finished.returncode == 0, finished.stderr
+    assert lake_sessions(tmp_path / "pair") == lake_sessions(tmp_path / "single")
+
+
+def test_bad_messages_go_to_the_dead_letter_topic_and_the_rest_lands(
+    kafka_settings: Settings, tmp_path: Path
+) -> None:
+    env = cli_env(kafka_settings, tmp_path / "data")
+    assert cli(env, "topics").returncode == 0
+    good = {
+        "event_id": "ok-1", "event_name": "page_view", "event_ts": "2026-11-01T10:00:00Z",
+        "site_id": "shop.example", "visitor_id": "v1",
+    }  # fmt: skip
+    producer = KafkaProducer(bootstrap_servers=kafka_settings.kafka.bootstrap)
+    topic = kafka_settings.kafka.events_topic
+    for value in (
+        json.dumps(good).encode(),
+        b"{not json",
+        json.dumps({**good, "event_id": "bad-1", "currency": "usd"}).encode(),
+        json.dumps(
+            {**good, "event_id": "bad-2", "page_url": "https://x/?e=jane@example.com", "value": "x"}
+        ).encode(),
+        json.dumps({**good, "event_id": "ok-2"}).encode(),
+    ):
+        producer.send(topic, key=b"shop.example/v1", value=value)
+    producer.flush()
+    producer.close()
+
+    result = cli(env, "consume", "--until-caught-up", "--instance-id", "dlq")
+    assert result.returncode == 0, result.stderr
+    assert "rejected 3" in result.stdout
+    assert set(lake_sessions(tmp_path / "data")) == {"ok-1", "ok-2"}
+
+    dead = KafkaConsumer(
+        bootstrap_servers=kafka_settings.kafka.bootstrap, auto_offset_reset="earliest"
+    )
+    dlq = TopicPartition(kafka_settings.kafka.dlq_topic, 0)
+    dead.assign([dlq])
+    letters = [
+        json.loads(r.value) for batch in [dead.poll(timeout_ms=5000)] for r in batch.get(dlq, [])
+    ]
+    dead.close()
+    assert sorted(letter["reason"] for letter in letters) == [
+        "bad_currency",
+        "bad_json",
+        "wrong_type",
+    ]
+    assert all(letter["source"].startswith(f"{topic}/") for letter in letters)
+    assert not any("jane@example.com" in json.dumps(letter) for letter in letters)
+    rejected = duckdb.execute(
+        "SELECT reason, payload FROM read_parquet(?)",
+        [str(tmp_path / "data" / "lake" / "rejected" / "*" / "*.parquet")],
+    ).fetchall()
+    assert sorted(reason for reason, _ in rejected) == ["bad_currency", "bad_json", "wrong_type"]
+    assert not any("jane@example.com" in payload for _, payload in rejected)
