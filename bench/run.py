@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import sys
 
-from bench import bench_collector, bench_producer
+from bench import bench_collector, bench_consumer, bench_producer
 from bench.common import private_broker
 
 
 def main() -> None:
     with private_broker() as broker:
-        sections = [bench_producer.run(broker.bootstrap), bench_collector.run(broker.bootstrap)]
+        sections = [
+            bench_producer.run(broker.bootstrap),
+            bench_collector.run(broker.bootstrap),
+            bench_consumer.run(broker.bootstrap),
+        ]
     sys.stdout.write("\n".join(sections))
 
 

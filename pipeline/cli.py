@@ -257,10 +257,7 @@ def consume(ctx: click.Context, until_caught_up: bool, instance_id: str | None) 
     consumer = LakeConsumer(settings, instance_id=instance_id, say=click.echo)
     install_signal_handlers(consumer)
     totals = consumer.run(until_caught_up=until_caught_up)
-    click.echo(
-        f"consumed {totals.events} events; {totals.written} written to {settings.lake_dir}; "
-        f"rejected {totals.rejected} (see {settings.kafka.dlq_topic})"
-    )
+    click.echo(f"{totals.line()} (lake: {settings.lake_dir}, rejects: {settings.kafka.dlq_topic})")
 
 
 @cli.command(name="import")
@@ -285,14 +282,48 @@ def import_command(ctx: click.Context, path: Path) -> None:
         ctx.exit(EXIT_PARTIAL)
 
 
+@cli.command()
+@click.option("--date", "dates", multiple=True, help="An event date to compact (repeatable).")
+@click.option(
+    "--before",
+    default=None,
+    help="Compact every event date before this one [default: today, property time zone].",
+)
+@click.pass_context
+def compact(ctx: click.Context, dates: tuple[str, ...], before: str | None) -> None:
+    """Merge a date's small lake files into one (closed dates only, by default)."""
+    from zoneinfo import ZoneInfo
+
+    from pipeline.compaction import compact_date
+    from pipeline.lake import Lake
+
+    settings = _settings(ctx)
+    lake = Lake(settings.lake_dir, settings.timezone)
+    today = datetime.now(ZoneInfo(settings.timezone)).date().isoformat()
+    limit = before or today
+    chosen = dates or sorted(
+        name.removeprefix("event_date=")
+        for name in (p.name for p in lake.events_dir.glob("event_date=*"))
+        if name.removeprefix("event_date=") < limit
+    )
+    for event_date in chosen:
+        result = compact_date(lake, event_date, settings.consumer_state_dir)
+        if result.target is None:
+            click.echo(f"{event_date}: nothing to compact")
+        else:
+            click.echo(
+                f"{event_date}: {result.sources} files -> {result.target.name} ({result.rows} rows)"
+            )
+
+
 # -- demo ------------------------------------------------------------------------------
 
 
 @cli.command()
-@click.option("--events", "count", default=5000, show_default=True, type=click.IntRange(1))
+@click.option("--events-per-day", default=5000, show_default=True, type=click.IntRange(1))
 @click.pass_context
-def demo(ctx: click.Context, count: int) -> None:
-    """Run the main job end to end on local defaults."""
+def demo(ctx: click.Context, events_per_day: int) -> None:
+    """Run the main job end to end on local defaults: generate, produce, consume, count."""
     from pipeline.demo import run_demo
     from pipeline.topics import ensure_topics
 
@@ -301,14 +332,16 @@ def demo(ctx: click.Context, count: int) -> None:
         ctx.invoke(broker_start)
     for topic in ensure_topics(settings.kafka):
         click.echo(topic.line())
-    outcome = run_demo(settings, count, click.echo)
+    outcome = run_demo(settings, events_per_day, click.echo)
     click.echo(
-        f"DuckDB reads {outcome.duckdb_run_events} events of this run from Parquet under "
-        f"{settings.lake_dir} ({outcome.duckdb_lake_events} in the lake in all)"
+        f"DuckDB reads {outcome.run_events} events of this run from Parquet under "
+        f"{settings.lake_dir} ({outcome.lake_events} events in {outcome.lake_sessions} "
+        "sessions in the lake in all)"
     )
-    if outcome.duckdb_run_events != outcome.produced:
+    if outcome.run_events != outcome.unique_events:
         raise SessionflowError(
-            f"{outcome.produced} events were produced but DuckDB reads {outcome.duckdb_run_events}"
+            f"{outcome.unique_events} distinct events were produced but DuckDB reads "
+            f"{outcome.run_events}"
         )
 
 

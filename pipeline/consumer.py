@@ -120,6 +120,14 @@ class CycleTotals:
     events: int = 0
     rejected: int = 0
     written: int = 0
+    duplicates: int = 0
+    late: int = 0
+
+    def line(self) -> str:
+        return (
+            f"consumed {self.events} events, wrote {self.written} to the lake; "
+            f"{self.duplicates} duplicates dropped, {self.late} late, {self.rejected} rejected"
+        )
 
 
 @dataclass
@@ -259,8 +267,11 @@ class LakeConsumer:
             if worker is None or tp not in self._owned:
                 return  # revoked meanwhile: its next owner redoes this work
             state = worker.state
+            duplicates, late = state.dedup.duplicates, state.sessionizer.late_events
             fresh = state.dedup.first_arrivals(events_to_table(worker.accepted))
             state.sessionizer.add(fresh)
+            self.totals.duplicates += state.dedup.duplicates - duplicates
+            self.totals.late += state.sessionizer.late_events - late
             released = state.sessionizer.release(final=final, cutoff_floor=cutoff_floor)
             rows = to_lake_rows(released, datetime.now(UTC)) if released is not None else None
             name = f"{tp.topic}-p{tp.partition:03d}-o{worker.cycle_start:012d}"
@@ -351,11 +362,8 @@ class LakeConsumer:
             for tp in owned:
                 worker = self._workers.get(tp)
                 lag += max(0, ends[tp] - (worker.position if worker else 0))
-        late = sum(w.state.sessionizer.late_events for w in self._workers.values())
-        duplicates = sum(w.state.dedup.duplicates for w in self._workers.values())
         self.say(
-            f"consumed {self.totals.events} events ({rate:,.0f}/s), lag {lag}, "
-            f"rejected {self.totals.rejected}, duplicates {duplicates}, late {late}, "
+            f"{self.totals.line()}; {rate:,.0f} events/s, lag {lag}, "
             f"partitions {[tp.partition for tp in owned]}"
         )
 
