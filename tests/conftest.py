@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +18,34 @@ from pipeline.broker import LocalBroker
 from pipeline.config import Settings, load_settings
 
 _kafka_outcomes: dict[str, int] = {}
+
+
+def clean_env(**values: str) -> dict[str, str]:
+    """This process's environment without sessionflow or Kafka settings, plus `values`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SESSIONFLOW_", "KAFKA_"))}
+    env.update(values)
+    return env
+
+
+def settings_env(settings: Settings, **values: str) -> dict[str, str]:
+    """An environment that points the CLI at `settings`' broker, data dir and topics."""
+    return clean_env(
+        KAFKA_BOOTSTRAP_SERVERS=settings.kafka.bootstrap,
+        SESSIONFLOW_DATA_DIR=str(settings.data_dir),
+        SESSIONFLOW_KAFKA__EVENTS_TOPIC=settings.kafka.events_topic,
+        SESSIONFLOW_KAFKA__DLQ_TOPIC=settings.kafka.dlq_topic,
+        **values,
+    )
+
+
+def run_cli(
+    env: dict[str, str], *args: str, timeout: float = 600
+) -> subprocess.CompletedProcess[str]:
+    """`sessionflow ARGS` as a user runs it, in a process of its own."""
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", *args],
+        env=env, capture_output=True, text=True, timeout=timeout, check=False,
+    )  # fmt: skip
 
 
 def free_port() -> int:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -16,7 +15,7 @@ import httpx
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 
-from tests.conftest import free_port
+from tests.conftest import clean_env, free_port
 
 
 @dataclass
@@ -40,8 +39,7 @@ class RunningCollector:
 def collector_env(
     bootstrap: str, data_dir: Path, port: int, topic_prefix: str, **extra: str
 ) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SESSIONFLOW_", "KAFKA_"))}
-    env.update(
+    return clean_env(
         KAFKA_BOOTSTRAP_SERVERS=bootstrap,
         SESSIONFLOW_DATA_DIR=str(data_dir),
         SESSIONFLOW_SITES='["shop.example", "blog.example"]',
@@ -49,9 +47,8 @@ def collector_env(
         SESSIONFLOW_KAFKA__DLQ_TOPIC=f"{topic_prefix}.events.dlq",
         SESSIONFLOW_KAFKA__PARTITIONS="3",
         SESSIONFLOW_COLLECTOR__PORT=str(port),
+        **extra,
     )
-    env.update(extra)
-    return env
 
 
 def start_collector(env: dict[str, str], log_path: Path, wait_s: float = 60.0) -> RunningCollector:

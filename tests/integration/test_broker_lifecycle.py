@@ -6,34 +6,28 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import free_port
+from tests.conftest import clean_env, free_port, run_cli
 
 pytestmark = pytest.mark.kafka
 EXIT_NOT_RUNNING = 3
 
 
 def broker_env(data_dir: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SESSIONFLOW_", "KAFKA_"))}
-    env.update(
+    return clean_env(
         SESSIONFLOW_DATA_DIR=str(data_dir),
         SESSIONFLOW_KAFKA__LOCAL_PORT=str(free_port()),
         SESSIONFLOW_KAFKA__LOCAL_CONTROLLER_PORT=str(free_port()),
+        **extra,
     )
-    env.update(extra)
-    return env
 
 
 def sessionflow(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", *args],
-        env=env, capture_output=True, text=True, timeout=180, check=False,
-    )  # fmt: skip
+    return run_cli(env, *args, timeout=180)
 
 
 def pid_of(output: str) -> int:

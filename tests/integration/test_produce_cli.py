@@ -3,27 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 from pipeline.config import Settings
+from tests.conftest import run_cli, settings_env
 from tests.integration.conftest import events_of, read_topic
 
 
-def run_cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SESSIONFLOW_", "KAFKA_"))}
-    env.update(
-        KAFKA_BOOTSTRAP_SERVERS=settings.kafka.bootstrap,
-        SESSIONFLOW_DATA_DIR=str(settings.data_dir),
-        SESSIONFLOW_KAFKA__EVENTS_TOPIC=settings.kafka.events_topic,
-        SESSIONFLOW_KAFKA__DLQ_TOPIC=settings.kafka.dlq_topic,
-    )
-    return subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", *args],
-        env=env, capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
+def cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+    return run_cli(settings_env(settings), *args)
 
 
 def test_produce_file_reports_bad_lines_and_produces_the_rest(
@@ -43,8 +32,8 @@ def test_produce_file_reports_bad_lines_and_produces_the_rest(
     ]
     path = tmp_path / "events.jsonl"
     path.write_text("\n".join(lines) + "\n")
-    assert run_cli(kafka_settings, "topics").returncode == 0
-    result = run_cli(kafka_settings, "produce", "--file", str(path))
+    assert cli(kafka_settings, "topics").returncode == 0
+    result = cli(kafka_settings, "produce", "--file", str(path))
     assert result.returncode == 4, result.stderr
     assert "line 2: bad_json:" in result.stdout
     assert "line 3: bad_currency:" in result.stdout
@@ -61,15 +50,15 @@ def test_produce_file_reports_bad_lines_and_produces_the_rest(
 
 def test_generate_then_produce_the_file(kafka_settings: Settings, tmp_path: Path) -> None:
     out = tmp_path / "synthetic"
-    result = run_cli(
+    result = cli(
         kafka_settings, "generate", "--days", "2", "--events-per-day", "300", "--out", str(out)
     )
     assert result.returncode == 0, result.stderr
     written = (out / "events.jsonl").read_text().splitlines()
     assert f"wrote {len(written)} events" in result.stdout
     assert (out / "costs.csv").read_text().startswith("date,site_id,source,medium,campaign")
-    assert run_cli(kafka_settings, "topics").returncode == 0
-    produced = run_cli(kafka_settings, "produce", "--file", str(out / "events.jsonl"))
+    assert cli(kafka_settings, "topics").returncode == 0
+    produced = cli(kafka_settings, "produce", "--file", str(out / "events.jsonl"))
     assert produced.returncode == 0, produced.stdout + produced.stderr
     assert f"produced {len(written)} events; rejected 0" in produced.stdout
     assert len(
@@ -78,10 +67,8 @@ def test_generate_then_produce_the_file(kafka_settings: Settings, tmp_path: Path
 
 
 def test_produce_synthetic(kafka_settings: Settings) -> None:
-    assert run_cli(kafka_settings, "topics").returncode == 0
-    result = run_cli(
-        kafka_settings, "produce", "--synthetic", "--days", "2", "--events-per-day", "200"
-    )
+    assert cli(kafka_settings, "topics").returncode == 0
+    result = cli(kafka_settings, "produce", "--synthetic", "--days", "2", "--events-per-day", "200")
     assert result.returncode == 0, result.stderr
     produced = int(result.stdout.split("produced ")[1].split(" ")[0])
     assert produced > 200
@@ -92,6 +79,6 @@ def test_produce_synthetic(kafka_settings: Settings) -> None:
 
 
 def test_produce_needs_exactly_one_source(kafka_settings: Settings) -> None:
-    result = run_cli(kafka_settings, "produce")
+    result = cli(kafka_settings, "produce")
     assert result.returncode == 2
     assert "exactly one of --synthetic or --file" in result.stderr
