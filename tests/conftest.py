@@ -28,14 +28,15 @@ def clean_env(**values: str) -> dict[str, str]:
 
 
 def settings_env(settings: Settings, **values: str) -> dict[str, str]:
-    """An environment that points the CLI at `settings`' broker, data dir and topics."""
-    return clean_env(
-        KAFKA_BOOTSTRAP_SERVERS=settings.kafka.bootstrap,
-        SESSIONFLOW_DATA_DIR=str(settings.data_dir),
-        SESSIONFLOW_KAFKA__EVENTS_TOPIC=settings.kafka.events_topic,
-        SESSIONFLOW_KAFKA__DLQ_TOPIC=settings.kafka.dlq_topic,
-        **values,
-    )
+    """An environment that points the CLI at `settings`' broker, data dir and topics;
+    `values` add to or override those."""
+    pointed = {
+        "KAFKA_BOOTSTRAP_SERVERS": settings.kafka.bootstrap,
+        "SESSIONFLOW_DATA_DIR": str(settings.data_dir),
+        "SESSIONFLOW_KAFKA__EVENTS_TOPIC": settings.kafka.events_topic,
+        "SESSIONFLOW_KAFKA__DLQ_TOPIC": settings.kafka.dlq_topic,
+    }
+    return clean_env(**{**pointed, **values})
 
 
 def run_cli(

@@ -23,14 +23,13 @@ LATENESS_MINUTES = "180"  # the generator delivers late events up to 2 h behind
 
 
 def cli_env(settings: Settings, data_dir: Path, **extra: str) -> dict[str, str]:
-    return settings_env(
-        settings,
-        SESSIONFLOW_DATA_DIR=str(data_dir),
-        SESSIONFLOW_KAFKA__PARTITIONS="4",
-        SESSIONFLOW_SESSIONIZATION__ALLOWED_LATENESS_MINUTES=LATENESS_MINUTES,
-        SESSIONFLOW_CONSUMER__GROUP_ID=f"{settings.kafka.events_topic}.group",
-        **extra,
-    )
+    defaults = {
+        "SESSIONFLOW_DATA_DIR": str(data_dir),
+        "SESSIONFLOW_KAFKA__PARTITIONS": "4",
+        "SESSIONFLOW_SESSIONIZATION__ALLOWED_LATENESS_MINUTES": LATENESS_MINUTES,
+        "SESSIONFLOW_CONSUMER__GROUP_ID": f"{settings.kafka.events_topic}.group",
+    }
+    return settings_env(settings, **{**defaults, **extra})
 
 
 def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
