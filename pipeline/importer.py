@@ -126,7 +126,7 @@ def _not_in_lake(lake: Lake, events: pa.Table) -> pa.Table:
     ]
     if not files:
         return events
-    known = duckdb.execute("SELECT event_id FROM read_parquet(?)", [files]).fetch_arrow_table()
+    known = duckdb.execute("SELECT event_id FROM read_parquet(?)", [files]).to_arrow_table()
     return events.filter(pc.invert(pc.is_in(events["event_id"], known["event_id"])))
 
 
