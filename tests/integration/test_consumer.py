@@ -62,7 +62,8 @@ def lake_sessions(data_dir: Path) -> dict[str, str]:
 def test_sigkill_at_random_points_loses_and_duplicates_nothing(
     kafka_settings: Settings, tmp_path: Path
 ) -> None:
-    events_file = generated(tmp_path, events_per_day=100_000)
+    # Long enough that five kills land mid-stream even on an idle machine.
+    events_file = generated(tmp_path, events_per_day=150_000)
     streaming = cli_env(
         kafka_settings, tmp_path / "streamed",
         SESSIONFLOW_CONSUMER__CYCLE_MAX_EVENTS="15000",
@@ -84,7 +85,7 @@ def test_sigkill_at_random_points_loses_and_duplicates_nothing(
             "--instance-id",
             "crashy",
         )
-        time.sleep(rng.uniform(2.0, 6.0))
+        time.sleep(rng.uniform(1.5, 4.0))
         if consumer.poll() is not None:
             break  # finished before we could kill it: the remaining kills are moot
         consumer.send_signal(signal.SIGKILL)
