@@ -316,6 +316,36 @@ def compact(ctx: click.Context, dates: tuple[str, ...], before: str | None) -> N
             )
 
 
+# -- costs ------------------------------------------------------------------------------
+
+MAX_LISTED_COST_ERRORS = 20
+
+
+@cli.group()
+def costs() -> None:
+    """Marketing costs (GA4 cost-data-import style) in the warehouse."""
+
+
+@costs.command("load")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@click.pass_context
+def costs_load(ctx: click.Context, path: Path) -> None:
+    """Load a CSV or Parquet cost file. Dates already loaded are replaced per site, source
+    and medium, atomically; if any row is bad, every bad row is listed with its line
+    number and nothing is loaded."""
+    from pipeline.costs import CostLoadError, load_costs
+
+    try:
+        loaded = load_costs(_settings(ctx), path)
+    except CostLoadError as failure:
+        for error in failure.errors[:MAX_LISTED_COST_ERRORS]:
+            click.echo(error.line(), err=True)
+        if len(failure.errors) > MAX_LISTED_COST_ERRORS:
+            click.echo(f"... and {len(failure.errors) - MAX_LISTED_COST_ERRORS} more", err=True)
+        raise
+    click.echo(loaded.line())
+
+
 # -- demo ------------------------------------------------------------------------------
 
 

@@ -21,10 +21,17 @@ import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from pipeline.errors import ConfigError
 
@@ -36,6 +43,8 @@ _NON_KEY_ENV = frozenset({CONFIG_ENV})
 # GA4 allows a session timeout from 1 minute to 7 hours 55 minutes.
 MIN_TIMEOUT_MINUTES = 1
 MAX_TIMEOUT_MINUTES = 7 * 60 + 55
+# Sections whose keys are the user's own names (goals, currencies), not fixed fields.
+_FREE_FORM_SECTIONS = frozenset({"goals", "goal_counting", "currency_rates"})
 
 
 class _Section(BaseModel):
@@ -145,7 +154,13 @@ class Settings(_Section):
     currency: str = "USD"
     data_dir: Path = Path("data")
     sessionization: SessionizationSettings = Field(default_factory=SessionizationSettings)
+    # Assigned conversion values, e.g. sign_up = 5.0 (reporting currency).
     goals: dict[str, float] = Field(default_factory=dict)
+    # Per goal, as GA4 allows: count it once per "event" (default) or once per "session".
+    goal_counting: dict[str, Literal["event", "session"]] = Field(default_factory=dict)
+    # Units of the reporting currency per unit of another currency, e.g. EUR = 1.08.
+    # Amounts in a currency without a rate are flagged and kept out of the sums.
+    currency_rates: dict[str, float] = Field(default_factory=dict)
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     validation: ValidationSettings = Field(default_factory=ValidationSettings)
     collector: CollectorSettings = Field(default_factory=CollectorSettings)
@@ -174,6 +189,35 @@ class Settings(_Section):
         if not value or any(not site.strip() for site in value):
             raise ValueError("expected a non-empty list of site ids")
         return value
+
+    @field_validator("currency_rates", mode="before")
+    @classmethod
+    def _upper_case_codes(cls, value: Any) -> Any:
+        # Environment variable names arrive lower-cased: SESSIONFLOW_CURRENCY_RATES__EUR.
+        return {str(k).upper(): v for k, v in value.items()} if isinstance(value, dict) else value
+
+    @field_validator("currency_rates")
+    @classmethod
+    def _positive_rates(cls, value: dict[str, float]) -> dict[str, float]:
+        for code, rate in value.items():
+            if not re.fullmatch(r"[A-Z]{3}", code) or not rate > 0:
+                raise ValueError(f"expected ISO 4217 code = positive rate, got {code} = {rate}")
+        return value
+
+    @model_validator(mode="after")
+    def _counted_goals_exist(self) -> Settings:
+        unknown = sorted(self.goal_counting.keys() - self.goals.keys())
+        if unknown:
+            raise ValueError(f"goal_counting names goals not in [goals]: {unknown}")
+        return self
+
+    @property
+    def warehouse_path(self) -> Path:
+        return self.data_dir / "warehouse.duckdb"
+
+    @property
+    def marts_dir(self) -> Path:
+        return self.data_dir / "marts"
 
     @property
     def lake_dir(self) -> Path:
@@ -241,14 +285,14 @@ def _env_overrides(env: Mapping[str, str]) -> list[tuple[tuple[str, ...], Any]]:
 
 
 def _is_known_key(key_path: tuple[str, ...]) -> bool:
-    """True when key_path names a field (or a goal, whose names are free-form)."""
+    """True when key_path names a field, or a key of a free-form section such as goals."""
     model: type[BaseModel] = Settings
     *sections, last = key_path
     for section in sections:
         annotation = (
             model.model_fields[section].annotation if section in model.model_fields else None
         )
-        if section == "goals" and model is Settings and len(sections) == 1:
+        if section in _FREE_FORM_SECTIONS and model is Settings and len(sections) == 1:
             return True
         if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
             return False
