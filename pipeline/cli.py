@@ -316,6 +316,27 @@ def compact(ctx: click.Context, dates: tuple[str, ...], before: str | None) -> N
             )
 
 
+# -- BI access --------------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("sql")
+@click.option(
+    "--format",
+    "output",
+    type=click.Choice(["table", "csv", "json"]),
+    default="table",
+    show_default=True,
+    help="json is an array of row objects.",
+)
+@click.pass_context
+def query(ctx: click.Context, sql: str, output: str) -> None:
+    """Run read-only SQL on the output tables (the published Parquet marts)."""
+    from pipeline.query import render, run_query
+
+    click.echo(render(run_query(_settings(ctx).marts_dir, sql), output))
+
+
 # -- costs ------------------------------------------------------------------------------
 
 MAX_LISTED_COST_ERRORS = 20
