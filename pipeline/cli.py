@@ -28,6 +28,11 @@ class _Cli(click.Group):
             raise click.ClickException(str(exc)) from None
 
 
+def _config_path(ctx: click.Context) -> str | None:
+    path: str | None = ctx.find_root().params.get("config_path")
+    return path
+
+
 def _settings(ctx: click.Context) -> Settings:
     settings: Settings = ctx.find_root().obj
     return settings
@@ -54,6 +59,7 @@ def cli(ctx: click.Context, config_path: str | None, verbose: bool) -> None:
     # kafka-python 3 warns whenever decoding a large fetch keeps its IO loop busy >100 ms;
     # on 2 cores under load that is routine, not a problem to report.
     logging.getLogger("kafka.net.selector").setLevel(logging.ERROR)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # Prefect's API calls, one per line
     try:
         ctx.obj = load_settings(config_path)
     except SessionflowError as exc:
@@ -314,6 +320,54 @@ def compact(ctx: click.Context, dates: tuple[str, ...], before: str | None) -> N
             click.echo(
                 f"{event_date}: {result.sources} files -> {result.target.name} ({result.rows} rows)"
             )
+
+
+# -- flows ------------------------------------------------------------------------------
+
+
+@cli.group()
+def run() -> None:
+    """Run a flow on demand (a temporary Prefect server when none is configured)."""
+
+
+@run.command("daily")
+@click.option("--date", "day", required=True, type=click.DateTime(formats=["%Y-%m-%d"]))
+@click.pass_context
+def run_daily(ctx: click.Context, day: datetime) -> None:
+    """Build one day's tables and marts (atomic, idempotent), then check them."""
+    from flows.daily import daily_aggregation
+
+    _settings(ctx)  # a bad config fails here, on one line, before Prefect starts
+    outcome = daily_aggregation(day.date(), _config_path(ctx))
+    for line in outcome.lines():
+        click.echo(line)
+    if not all(check.ok for check in outcome.checks):
+        ctx.exit(EXIT_PARTIAL)
+
+
+@cli.command()
+@click.option("--start", required=True, type=click.DateTime(formats=["%Y-%m-%d"]))
+@click.option("--end", required=True, type=click.DateTime(formats=["%Y-%m-%d"]))
+@click.option("--force", is_flag=True, help="Rebuild days that are already built.")
+@click.option("--parallel", default=2, show_default=True, type=click.IntRange(1, 16))
+@click.pass_context
+def backfill(
+    ctx: click.Context, start: datetime, end: datetime, force: bool, parallel: int
+) -> None:
+    """Build a range of days as one Prefect flow: parallel, retried, resumable."""
+    from flows.daily import run_backfill
+
+    if end < start:
+        raise click.BadParameter("--end is before --start")
+    _settings(ctx)
+    outcomes = run_backfill(
+        start.date(), end.date(), force=force, parallel=parallel, config_path=_config_path(ctx)
+    )
+    for outcome in outcomes:
+        for line in outcome.lines():
+            click.echo(line)
+    if not all(check.ok for outcome in outcomes for check in outcome.checks):
+        ctx.exit(EXIT_PARTIAL)
 
 
 # -- BI access --------------------------------------------------------------------------

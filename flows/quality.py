@@ -1,0 +1,63 @@
+"""Data-quality checks after each day's build: results for the CLI and a Prefect artifact."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import duckdb
+
+from pipeline.config import Settings
+from pipeline.warehouse import query_sql_model
+
+# A lake whose newest event was ingested longer ago than this is reported as stale.
+FRESHNESS_LIMIT_HOURS = 26
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+
+def check_day(settings: Settings, day: date, rows: dict[str, int]) -> list[Check]:
+    with duckdb.connect(str(settings.warehouse_path)) as con:
+        checks = [
+            Check(str(row["name"]), bool(row["ok"]), str(row["detail"]))
+            for row in query_sql_model(con, "quality_checks", {"run_date": day}).to_pylist()
+        ]
+    checks.append(_freshness(settings.lake_dir))
+    counts = ", ".join(f"{table} {count}" for table, count in sorted(rows.items()))
+    checks.append(Check("row counts", rows.get("sessions", 0) > 0, counts))
+    return checks
+
+
+def _freshness(lake_dir: Path) -> Check:
+    files = sorted((lake_dir / "events").glob("event_date=*/*.parquet"))
+    if not files:
+        return Check("freshness", False, "the lake has no events")
+    newest = duckdb.execute(
+        "SELECT max(ingested_at) FROM read_parquet(?)", [[str(path) for path in files[-50:]]]
+    ).fetchone()
+    ingested = newest[0] if newest else None
+    if ingested is None:
+        return Check("freshness", False, "no ingested_at in the lake")
+    hours = (datetime.now(UTC) - ingested).total_seconds() / 3600
+    return Check(
+        "freshness",
+        hours <= FRESHNESS_LIMIT_HOURS,
+        f"newest event ingested {hours:.1f} h ago (limit {FRESHNESS_LIMIT_HOURS} h)",
+    )
+
+
+def as_markdown(day: date, checks: list[Check]) -> str:
+    lines = [
+        f"# Data quality for {day.isoformat()}",
+        "",
+        "| check | ok | detail |",
+        "|---|---|---|",
+    ]
+    lines += [f"| {c.name} | {'yes' if c.ok else '**no**'} | {c.detail} |" for c in checks]
+    return "\n".join(lines)
