@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 UV_VERSION := 0.13.9
 INSTALLED  := $(VENV)/.installed
 
-.PHONY: help setup jars browser demo test bench lint lock broker-start broker-stop broker-status topics clean
+.PHONY: help setup jars browser demo test bench lint lock prefect-server broker-start broker-stop broker-status topics clean
 
 help:
 	@echo "make demo    - set up, start the local Kafka broker, run the main job end to end"
@@ -47,6 +47,10 @@ bench: setup
 	@command -v wrk >/dev/null || { apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
 	$(BIN)/python -m bench.run | tee bench/results.md
+
+# A local Prefect server for `sessionflow serve` (see infra/prefect/README.md).
+prefect-server: $(INSTALLED)
+	infra/prefect/server.sh
 
 broker-start: setup
 	$(BIN)/sessionflow broker start

@@ -349,10 +349,12 @@ def run_daily(ctx: click.Context, day: datetime) -> None:
 @click.option("--start", required=True, type=click.DateTime(formats=["%Y-%m-%d"]))
 @click.option("--end", required=True, type=click.DateTime(formats=["%Y-%m-%d"]))
 @click.option("--force", is_flag=True, help="Rebuild days that are already built.")
-@click.option("--parallel", default=2, show_default=True, type=click.IntRange(1, 16))
+@click.option(
+    "--parallel", default=None, type=click.IntRange(1, 16), help="[flows.backfill_parallel]"
+)
 @click.pass_context
 def backfill(
-    ctx: click.Context, start: datetime, end: datetime, force: bool, parallel: int
+    ctx: click.Context, start: datetime, end: datetime, force: bool, parallel: int | None
 ) -> None:
     """Build a range of days as one Prefect flow: parallel, retried, resumable."""
     from flows.daily import run_backfill
@@ -361,13 +363,26 @@ def backfill(
         raise click.BadParameter("--end is before --start")
     _settings(ctx)
     outcomes = run_backfill(
-        start.date(), end.date(), force=force, parallel=parallel, config_path=_config_path(ctx)
+        start.date(),
+        end.date(),
+        force=force,
+        parallel=parallel or _settings(ctx).flows.backfill_parallel,
+        config_path=_config_path(ctx),
     )
     for outcome in outcomes:
         for line in outcome.lines():
             click.echo(line)
     if not all(check.ok for outcome in outcomes for check in outcome.checks):
         ctx.exit(EXIT_PARTIAL)
+
+
+@cli.command()
+@click.pass_context
+def serve(ctx: click.Context) -> None:
+    """Serve the scheduled daily deployment against the Prefect server at PREFECT_API_URL."""
+    from flows.deployments import serve_deployments
+
+    serve_deployments(_settings(ctx), _config_path(ctx))
 
 
 # -- BI access --------------------------------------------------------------------------

@@ -136,6 +136,19 @@ class ConsumerSettings(_Section):
     session_timeout_ms: int = Field(15_000, ge=6_000)
 
 
+class FlowSettings(_Section):
+    # `sessionflow serve`: when the daily aggregation of yesterday runs (property time zone).
+    daily_cron: str = "30 2 * * *"
+    backfill_parallel: int = Field(2, ge=1, le=16)
+
+    @field_validator("daily_cron")
+    @classmethod
+    def _five_fields(cls, value: str) -> str:
+        if len(value.split()) != 5:
+            raise ValueError(f"expected a 5-field cron expression, got {value!r}")
+        return value
+
+
 class PrivacySettings(_Section):
     # Daily salts; on shared storage when several collectors run (defaults under data_dir).
     salt_dir: Path | None = None
@@ -165,6 +178,7 @@ class Settings(_Section):
     validation: ValidationSettings = Field(default_factory=ValidationSettings)
     collector: CollectorSettings = Field(default_factory=CollectorSettings)
     consumer: ConsumerSettings = Field(default_factory=ConsumerSettings)
+    flows: FlowSettings = Field(default_factory=FlowSettings)
     privacy: PrivacySettings = Field(default_factory=PrivacySettings)
 
     @field_validator("timezone")

@@ -1,0 +1,45 @@
+"""`sessionflow serve`: the scheduled deployments, served against a Prefect server.
+
+The daily deployment aggregates *yesterday* (property time zone) on `flows.daily_cron`.
+A Prefect server must be reachable at PREFECT_API_URL; infra/prefect/ starts one locally.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from prefect import flow, serve
+
+from flows.daily import DayOutcome, daily_aggregation
+from pipeline.config import Settings, load_settings
+from pipeline.errors import SessionflowError
+
+
+@flow(name="sessionflow-scheduled-daily")
+def scheduled_daily(config_path: str | None = None) -> DayOutcome:
+    settings = load_settings(config_path)
+    yesterday = datetime.now(ZoneInfo(settings.timezone)).date() - timedelta(days=1)
+    outcome: DayOutcome = daily_aggregation(yesterday, config_path)
+    return outcome
+
+
+def build_deployments(settings: Settings, config_path: str | None) -> list[Any]:
+    return [
+        scheduled_daily.to_deployment(
+            name="daily",
+            cron=settings.flows.daily_cron,
+            parameters={"config_path": config_path},
+            description="Aggregate yesterday's sessions, costs and quality checks.",
+        )
+    ]
+
+
+def serve_deployments(settings: Settings, config_path: str | None) -> None:
+    if not os.environ.get("PREFECT_API_URL"):
+        raise SessionflowError(
+            "set PREFECT_API_URL to a Prefect server (start one locally: make prefect-server)"
+        )
+    serve(*build_deployments(settings, config_path))
