@@ -47,12 +47,20 @@ def is_complete(settings: Settings, day: date) -> bool:
     return all(output.mart_path(settings.marts_dir, day).exists() for output in OUTPUTS)
 
 
+@task(task_run_name="compact the lake")
+def compact_lake(days: list[date], config_path: str | None) -> int:
+    """Merge small lake files of the days a build reads. Runs once, before any build, so
+    no build reads a file that a compaction is deleting."""
+    settings = load_settings(config_path)
+    lake = Lake(settings.lake_dir, settings.timezone)
+    wanted = sorted({d + timedelta(days=shift) for d in days for shift in (-1, 0, 1)})
+    results = [compact_date(lake, d.isoformat(), settings.consumer_state_dir) for d in wanted]
+    return sum(result.sources for result in results)
+
+
 @task(retries=2, retry_delay_seconds=2, task_run_name="build {day}")
 def build_and_check(day: date, config_path: str | None) -> DayOutcome:
     settings = load_settings(config_path)
-    lake = Lake(settings.lake_dir, settings.timezone)
-    for neighbour in (day - timedelta(days=1), day):
-        compact_date(lake, neighbour.isoformat(), settings.consumer_state_dir)
     built = build_day(settings, day)
     checks = check_day(settings, day, built.rows)
     create_markdown_artifact(
@@ -65,6 +73,7 @@ def build_and_check(day: date, config_path: str | None) -> DayOutcome:
 
 @flow(name="sessionflow-daily", log_prints=True)
 def daily_aggregation(day: date, config_path: str | None = None) -> DayOutcome:
+    compact_lake([day], config_path)
     outcome: DayOutcome = build_and_check(day, config_path)
     for line in outcome.lines():
         get_run_logger().info(line)
@@ -89,6 +98,7 @@ def backfill(
     logger.info(
         "backfill %s..%s: %d days to build, %d already built", start, end, len(todo), len(skipped)
     )
+    compact_lake(todo, config_path)
     futures = {day: build_and_check.submit(day, config_path) for day in todo}
     outcomes = list(skipped)
     for done, (day, future) in enumerate(futures.items(), start=1):

@@ -30,6 +30,7 @@ $timezone, $currency, $lake_files): no statement is assembled here.
 from __future__ import annotations
 
 import tempfile
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -77,6 +78,8 @@ class Output:
         return marts_dir / self.table / f"{self.partition}={value}" / "data.parquet"
 
 
+_PUBLISH_LOCK = threading.Lock()
+
 OUTPUTS = (
     Output("sessions", "sessions_this_run", "date"),
     Output("daily_sessions", "daily_sessions_this_run", "date"),
@@ -110,27 +113,19 @@ def build_day(settings: Settings, day: date) -> DayBuild:
         params = model_parameters(settings, day, lake_files)
         run_day_models(con, params)
 
-        con.begin()
-        try:
-            run_sql_model(con, "persist_day", params)
-            run_sql_model(con, "monthly_sessions_per_user", params)
-            run_sql_model(con, "persist_month", params)
-            con.commit()
-        except BaseException:
-            con.rollback()
-            raise
-
-        rows: dict[str, int] = {}
-        marts: list[Path] = []
-        for output in OUTPUTS:
-            table = con.table(output.stage).to_arrow_table()
-            rows[output.table] = table.num_rows
-            # Written whole, then renamed into place: a reader sees the old day or the
-            # new one. A day with no rows still gets its (empty) file, replacing any
-            # stale one.
-            path = output.mart_path(settings.marts_dir, day)
-            write_parquet_atomically(table, path)
-            marts.append(path)
+        # Commit and publish one build at a time: days compute in parallel, but the
+        # month-to-date row and its mart must reflect every commit before them.
+        with _PUBLISH_LOCK:
+            con.begin()
+            try:
+                run_sql_model(con, "persist_day", params)
+                run_sql_model(con, "monthly_sessions_per_user", params)
+                run_sql_model(con, "persist_month", params)
+                con.commit()
+            except BaseException:
+                con.rollback()
+                raise
+            rows, marts = _publish_marts(con, settings, day)
         stats = query_sql_model(con, "build_stats", params).to_pylist()[0]
     return DayBuild(
         day=day,
@@ -139,6 +134,29 @@ def build_day(settings: Settings, day: date) -> DayBuild:
         unconverted_costs=int(stats["unconverted_costs"]),
         marts=tuple(marts),
     )
+
+
+def _publish_marts(
+    con: duckdb.DuckDBPyConnection, settings: Settings, day: date
+) -> tuple[dict[str, int], list[Path]]:
+    rows: dict[str, int] = {}
+    marts: list[Path] = []
+    for output in OUTPUTS:
+        if output.partition == "month":
+            # From the warehouse, not this run: it includes every day committed so far.
+            table = con.execute(
+                f"SELECT * FROM {output.table} WHERE month = ? ORDER BY ALL",
+                [day.strftime("%Y-%m")],
+            ).to_arrow_table()
+        else:
+            table = con.table(output.stage).to_arrow_table()
+        rows[output.table] = table.num_rows
+        # Written whole, then renamed into place: a reader sees the old day or the new
+        # one. A day with no rows still gets its (empty) file, replacing any stale one.
+        path = output.mart_path(settings.marts_dir, day)
+        write_parquet_atomically(table, path)
+        marts.append(path)
+    return rows, marts
 
 
 def prepare_connection(con: duckdb.DuckDBPyConnection, settings: Settings) -> None:
