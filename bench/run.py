@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from bench import bench_collector, bench_consumer, bench_producer
+from bench import bench_collector, bench_consumer, bench_producer, bench_warehouse
 from bench.common import private_broker
 
 
@@ -14,6 +14,7 @@ def main() -> None:
             bench_producer.run(broker.bootstrap),
             bench_collector.run(broker.bootstrap),
             bench_consumer.run(broker.bootstrap),
+            bench_warehouse.run(broker.bootstrap),
         ]
     sys.stdout.write("\n".join(sections))
 

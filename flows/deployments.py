@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 from prefect import flow, serve
 
+from flows.costs import cost_loading
 from flows.daily import DayOutcome, daily_aggregation
 from pipeline.config import Settings, load_settings
 from pipeline.errors import SessionflowError
@@ -33,7 +34,12 @@ def build_deployments(settings: Settings, config_path: str | None) -> list[Any]:
             cron=settings.flows.daily_cron,
             parameters={"config_path": config_path},
             description="Aggregate yesterday's sessions, costs and quality checks.",
-        )
+        ),
+        cost_loading.to_deployment(
+            name="load-costs",
+            parameters={"config_path": config_path},
+            description="Load a marketing-cost file (run on demand with path=...).",
+        ),
     ]
 
 

@@ -418,13 +418,20 @@ def costs() -> None:
 
 @costs.command("load")
 @click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--flow", "as_flow", is_flag=True, help="Run it as a Prefect flow run.")
 @click.pass_context
-def costs_load(ctx: click.Context, path: Path) -> None:
+def costs_load(ctx: click.Context, path: Path, as_flow: bool) -> None:
     """Load a CSV or Parquet cost file. Dates already loaded are replaced per site, source
     and medium, atomically; if any row is bad, every bad row is listed with its line
     number and nothing is loaded."""
     from pipeline.costs import CostLoadError, load_costs
 
+    if as_flow:
+        from flows.costs import cost_loading
+
+        _settings(ctx)
+        click.echo(cost_loading(str(path), _config_path(ctx)))
+        return
     try:
         loaded = load_costs(_settings(ctx), path)
     except CostLoadError as failure:

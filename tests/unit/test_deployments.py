@@ -9,10 +9,11 @@ from tests.conftest import clean_env, run_cli
 
 def test_daily_deployment_follows_the_configured_cron(tmp_path: Path) -> None:
     settings = load_settings(environ={"SESSIONFLOW_FLOWS__DAILY_CRON": "15 3 * * *"})
-    (deployment,) = build_deployments(settings, "sessionflow.toml")
-    assert deployment.name == "daily"
-    assert deployment.schedules[0].schedule.cron == "15 3 * * *"
-    assert deployment.parameters == {"config_path": "sessionflow.toml"}
+    daily, costs = build_deployments(settings, "sessionflow.toml")
+    assert daily.name == "daily"
+    assert daily.schedules[0].schedule.cron == "15 3 * * *"
+    assert daily.parameters == {"config_path": "sessionflow.toml"}
+    assert (costs.name, costs.schedules) == ("load-costs", [])
 
 
 def test_serve_needs_a_prefect_server(tmp_path: Path) -> None:
