@@ -43,22 +43,10 @@ from pathlib import Path
 from typing import Any, BinaryIO, Final
 from urllib.parse import quote_plus
 
+from pipeline.costs import COLUMNS
 from pipeline.errors import ConfigError
 
-COST_COLUMNS: Final = (
-    "date",
-    "site_id",
-    "source",
-    "medium",
-    "campaign",
-    "ad_group",
-    "term",
-    "content",
-    "cost",
-    "currency",
-    "clicks",
-    "impressions",
-)
+COST_COLUMNS: Final = COLUMNS  # the cost file format is the loader's
 
 _US: Final = 1_000_000
 _MINUTE_US: Final = 60 * _US
