@@ -224,19 +224,22 @@ class LakeConsumer:
         # Records below our position were fetched from the group's committed offset
         # before we sought to the snapshot's (a crash between snapshot and commit).
         fresh = [record for record in records if record.offset >= worker.position]
+        now = now_micros()
         for record in fresh:
-            self._validate(worker, record)
+            self._validate(worker, record, now)
         if fresh:
             worker.position = fresh[-1].offset + 1  # offsets may have gaps (markers)
             worker.cycle_records += len(fresh)
             worker.last_record_at = time.monotonic()
 
-    def _validate(self, worker: PartitionWorker, record: Any) -> None:
+    def _validate(self, worker: PartitionWorker, record: Any, now: int) -> None:
         source = f"{record.topic}/{record.partition}/{record.offset}"
         text = record.value.decode("utf-8", errors="replace") if record.value else ""
         try:
             raw = json.loads(text)
-            worker.accepted.append(validate_event(raw, now_micros=now_micros(), window=self.window))
+            worker.accepted.append(
+                validate_event(raw, now_micros=now, window=self.window, ts_as_micros=True)
+            )
         except json.JSONDecodeError as exc:
             worker.rejects.append(RejectedPayload("bad_json", str(exc), text, source))
         except Rejected as rejected:

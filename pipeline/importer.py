@@ -63,7 +63,7 @@ def import_file(settings: Settings, path: Path, progress: Progress) -> ImportRep
         try:
             if isinstance(raw, Rejected):
                 raise raw
-            accepted.append(validate_event(raw, now_micros=now, window=window))
+            accepted.append(validate_event(raw, now_micros=now, window=window, ts_as_micros=True))
         except Rejected as rejected:
             report.rejected += 1
             rejects.append(RejectedPayload(rejected.reason, rejected.detail, text, where))
