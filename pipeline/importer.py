@@ -26,7 +26,7 @@ from pipeline.dedup import Deduplicator
 from pipeline.dialects import decode_json
 from pipeline.lake import Lake, RejectedPayload, events_to_table, to_lake_rows
 from pipeline.sessionizer import Sessionizer, SessionRules
-from pipeline.validation import Rejected, history_window, now_micros, validate_event
+from pipeline.validation import Rejected, history_window, now_micros, to_micros, validate_event
 
 MAX_LISTED_REJECTS = 20
 _FOREVER_MICROS = 2**62
@@ -112,8 +112,7 @@ def _records(path: Path) -> Iterator[tuple[str, object, str, int]]:
 def _from_parquet(record: dict[str, Any]) -> dict[str, Any]:
     stamp = record.get("event_ts")
     if isinstance(stamp, datetime):
-        delta = stamp.astimezone(UTC) - datetime(1970, 1, 1, tzinfo=UTC)
-        record["event_ts"] = (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+        record["event_ts"] = to_micros(stamp.astimezone(UTC))
     return record
 
 

@@ -53,7 +53,7 @@ class RejectedPayload:
 
 def events_to_table(events: Iterable[dict[str, Any]]) -> pa.Table:
     """Validated canonical events (event_ts canonical RFC 3339 or epoch micros) -> Arrow."""
-    rows = [{**event, "event_ts": _micros(event["event_ts"])} for event in events]
+    rows = [{**event, "event_ts": parse_event_ts(event["event_ts"])} for event in events]
     return pa.Table.from_pylist(rows, schema=canonical_arrow_schema())
 
 
@@ -149,7 +149,3 @@ def _channel_group(
     referrer_host = urlsplit(page_referrer).hostname if page_referrer else None
     source, medium = source_medium(utm_source, utm_medium, click_id_type, referrer_host, site_id)
     return default_channel_group(source, medium, utm_campaign)
-
-
-def _micros(value: str | int) -> int:
-    return value if isinstance(value, int) else parse_event_ts(value)

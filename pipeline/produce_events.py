@@ -11,7 +11,13 @@ from typing import Any
 from pipeline.config import Settings
 from pipeline.dialects import decode_json
 from pipeline.producer import EventProducer
-from pipeline.validation import Rejected, history_window, now_micros, validate_event
+from pipeline.validation import (
+    Rejected,
+    history_window,
+    now_micros,
+    parse_event_ts,
+    validate_event,
+)
 
 PROGRESS_EVERY = 50_000
 MAX_LISTED_REJECTS = 20
@@ -86,7 +92,4 @@ def _numbered_json_lines(path: Path) -> Iterator[tuple[int, object]]:
 
 
 def _not_future(event: dict[str, Any], now: int) -> bool:
-    ts = event["event_ts"]
-    if isinstance(ts, int):
-        return ts <= now
-    return datetime.fromisoformat(ts).timestamp() * 1_000_000 <= now
+    return parse_event_ts(event["event_ts"]) <= now

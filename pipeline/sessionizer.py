@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import pickle
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 import pyarrow as pa
@@ -31,12 +31,12 @@ import pyarrow.compute as pc
 
 from pipeline.config import Settings
 from pipeline.privacy import keyed_hash
+from pipeline.validation import EPOCH
 
 MICROS_PER_MINUTE = 60_000_000
 _SESSION_ID_KEY = b"sessionflow/session-id/v1"
 _SNAPSHOT_VERSION = 1
 _FOREVER = 2**63 - 1
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -242,7 +242,7 @@ class Sessionizer:
         ]
 
     def _local_day(self, ts: int) -> int:
-        return (_EPOCH + timedelta(microseconds=ts)).astimezone(self._zone).toordinal()
+        return (EPOCH + timedelta(microseconds=ts)).astimezone(self._zone).toordinal()
 
     def _evict(self) -> None:
         horizon = self._released_below - self.rules.timeout_micros - self.rules.retention_micros

@@ -25,9 +25,9 @@ from pipeline.event_schema import load_schema
 
 DATA_DIR = Path(__file__).parent / "data" / "codes"
 MICROS = 1_000_000
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # Earliest and latest instants accepted at all: before 2000 is surely a broken clock.
-MIN_EVENT_MICROS = int((datetime(2000, 1, 1, tzinfo=UTC) - _EPOCH).total_seconds()) * MICROS
+MIN_EVENT_MICROS = int((datetime(2000, 1, 1, tzinfo=UTC) - EPOCH).total_seconds()) * MICROS
 _RFC3339 = re.compile(
     r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}"
     r"(?P<fraction>\.\d{1,9})?(?P<offset>[Zz]|[+-]\d{2}:\d{2})"
@@ -240,13 +240,12 @@ def parse_event_ts(value: object) -> int:
         parsed = datetime.fromisoformat(text)
     except ValueError:
         raise Rejected(Reason.BAD_TIMESTAMP, f"event_ts {value!r} is not a valid date") from None
-    delta = parsed - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * MICROS + delta.microseconds
+    return to_micros(parsed)
 
 
 def format_event_ts(micros: int) -> str:
     """Epoch microseconds -> RFC 3339 in UTC with microseconds, the canonical spelling."""
-    return (_EPOCH + timedelta(microseconds=micros)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return (EPOCH + timedelta(microseconds=micros)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def normalise_event_ts(
@@ -286,5 +285,10 @@ def validate_event(
 
 
 def now_micros() -> int:
-    delta = datetime.now(UTC) - _EPOCH
+    return to_micros(datetime.now(UTC))
+
+
+def to_micros(moment: datetime) -> int:
+    """An aware datetime -> epoch microseconds, exactly (no float on the way)."""
+    delta = moment - EPOCH
     return (delta.days * 86_400 + delta.seconds) * MICROS + delta.microseconds
