@@ -17,10 +17,10 @@ from kafka import KafkaConsumer, TopicPartition
 
 from bench.common import median_rate, report, timed
 from pipeline.config import Settings, load_settings
-from pipeline.consumer import LakeConsumer
-from pipeline.generator import GeneratorConfig, write_dataset
-from pipeline.produce_events import produce_file
-from pipeline.topics import ensure_topics
+from pipeline.dev.generator import GeneratorConfig, write_dataset
+from pipeline.kafka.produce import produce_file
+from pipeline.kafka.topics import ensure_topics
+from pipeline.lake.consumer import LakeConsumer
 
 EVENTS = 200_000
 

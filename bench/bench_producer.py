@@ -8,8 +8,8 @@ from kafka import KafkaProducer
 
 from bench.common import median_rate, report, timed
 from pipeline.config import load_settings
-from pipeline.producer import EventProducer, encode_event, partition_key
-from pipeline.topics import ensure_topics
+from pipeline.kafka.producer import EventProducer, encode_event, partition_key
+from pipeline.kafka.topics import ensure_topics
 
 EVENTS = 100_000
 

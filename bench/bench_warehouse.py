@@ -23,10 +23,15 @@ import duckdb
 
 from bench.common import REPEATS
 from pipeline.config import Settings, load_settings
-from pipeline.costs import load_costs
-from pipeline.generator import GeneratorConfig, write_dataset
-from pipeline.importer import import_file
-from pipeline.warehouse import lake_files_for, model_parameters, prepare_connection, run_day_models
+from pipeline.dev.generator import GeneratorConfig, write_dataset
+from pipeline.lake.importer import import_file
+from pipeline.lake.paths import LakeLayout
+from pipeline.warehouse.build import (
+    model_parameters,
+    prepare_connection,
+    run_day_models,
+)
+from pipeline.warehouse.costs import load_costs
 
 DAY_EVENTS = 1_000_000
 BACKFILL_DAYS = 30
@@ -104,5 +109,7 @@ def _bare_sql(settings: Settings, day: date) -> float:
     started = time.perf_counter()
     with duckdb.connect(str(copy)) as con:
         prepare_connection(con, settings)
-        run_day_models(con, model_parameters(settings, day, lake_files_for(settings.lake_dir, day)))
+        run_day_models(
+            con, model_parameters(settings, day, LakeLayout(settings.lake_dir).files_for_build(day))
+        )
     return time.perf_counter() - started

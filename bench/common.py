@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from pipeline.broker import LocalBroker
+from pipeline.kafka.broker import LocalBroker
 
 REPEATS = 3
 

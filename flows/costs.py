@@ -13,7 +13,7 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
 from pipeline.config import load_settings
-from pipeline.costs import CostLoadError, load_costs
+from pipeline.warehouse.costs import CostLoadError, load_costs
 
 
 @task(retries=1, retry_delay_seconds=2)

@@ -18,10 +18,12 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.quality import Check, as_markdown, check_day
-from pipeline.compaction import compact_date
 from pipeline.config import Settings, load_settings
-from pipeline.lake import Lake
-from pipeline.warehouse import OUTPUTS, build_day
+from pipeline.lake.compaction import compact_date
+from pipeline.lake.paths import build_windows
+from pipeline.lake.store import Lake
+from pipeline.warehouse.build import build_day
+from pipeline.warehouse.publish import OUTPUTS
 
 
 @dataclass(frozen=True)
@@ -53,7 +55,7 @@ def compact_lake(days: list[date], config_path: str | None) -> int:
     no build reads a file that a compaction is deleting."""
     settings = load_settings(config_path)
     lake = Lake(settings.lake_dir, settings.timezone)
-    wanted = sorted({d + timedelta(days=shift) for d in days for shift in (-1, 0, 1)})
+    wanted = build_windows(days)
     results = [compact_date(lake, d.isoformat(), settings.consumer_state_dir) for d in wanted]
     return sum(result.sources for result in results)
 

@@ -9,7 +9,8 @@ from pathlib import Path
 import duckdb
 
 from pipeline.config import Settings
-from pipeline.warehouse import query_sql_model
+from pipeline.lake.paths import LakeLayout
+from pipeline.warehouse.models import query_sql_model
 
 # A lake whose newest event was ingested longer ago than this is reported as stale.
 FRESHNESS_LIMIT_HOURS = 26
@@ -26,7 +27,7 @@ def check_day(settings: Settings, day: date, rows: dict[str, int]) -> list[Check
     with duckdb.connect(str(settings.warehouse_path)) as con:
         checks = [
             Check(str(row["name"]), bool(row["ok"]), str(row["detail"]))
-            for row in query_sql_model(con, "quality_checks", {"run_date": day}).to_pylist()
+            for row in query_sql_model(con, "checks/quality_checks", {"run_date": day}).to_pylist()
         ]
     checks.append(_freshness(settings.lake_dir))
     counts = ", ".join(f"{table} {count}" for table, count in sorted(rows.items()))
@@ -35,7 +36,7 @@ def check_day(settings: Settings, day: date, rows: dict[str, int]) -> list[Check
 
 
 def _freshness(lake_dir: Path) -> Check:
-    files = sorted((lake_dir / "events").glob("event_date=*/*.parquet"))
+    files = LakeLayout(lake_dir).event_files()
     if not files:
         return Check("freshness", False, "the lake has no events")
     newest = duckdb.execute(

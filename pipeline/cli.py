@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -10,9 +11,9 @@ from typing import Any
 
 import click
 
-from pipeline.broker import BrokerState, LocalBroker, answers_kafka, kafka_version
 from pipeline.config import Settings, load_settings
 from pipeline.errors import SessionflowError
+from pipeline.kafka.broker import BrokerState, LocalBroker, answers_kafka, kafka_version
 
 EXIT_NOT_RUNNING = 3  # as LSB init scripts report "program is not running"
 EXIT_PARTIAL = 4  # the valid part was done; some input was rejected and reported
@@ -138,7 +139,7 @@ def broker_jars(ctx: click.Context) -> None:
 @click.pass_context
 def topics(ctx: click.Context) -> None:
     """Create the events and dead-letter topics if missing (idempotent)."""
-    from pipeline.topics import ensure_topics
+    from pipeline.kafka.topics import ensure_topics
 
     for report in ensure_topics(_settings(ctx).kafka):
         click.echo(report.line())
@@ -153,9 +154,9 @@ def topics(ctx: click.Context) -> None:
 @click.pass_context
 def collect(ctx: click.Context, host: str | None, port: int | None) -> None:
     """Run the HTTP collector (GA4 MP /mp/collect, PlainSignal /api/event, /t.js, /health)."""
-    from pipeline.collector import serve
+    from pipeline.collector.app import serve
     from pipeline.errors import BrokerError
-    from pipeline.topics import ensure_topics
+    from pipeline.kafka.topics import ensure_topics
 
     settings = _settings(ctx)
     try:
@@ -185,8 +186,9 @@ def produce(
 
     Every event is validated first; bad lines are reported with their line numbers and
     reasons, and the valid ones are produced."""
-    from pipeline.produce_events import produce_file, produce_synthetic
-    from pipeline.topics import ensure_topics
+    from pipeline.dev.synthetic import produce_synthetic
+    from pipeline.kafka.produce import produce_file
+    from pipeline.kafka.topics import ensure_topics
 
     settings = _settings(ctx)
     if synthetic == (path is not None):
@@ -222,7 +224,7 @@ def generate(
     start: datetime | None,
 ) -> None:
     """Write synthetic canonical events (events.jsonl) and marketing costs (costs.csv)."""
-    from pipeline.generator import GeneratorConfig, write_dataset
+    from pipeline.dev.generator import GeneratorConfig, write_dataset
 
     settings = _settings(ctx)
     first_day = start.date() if start else datetime.now(UTC).date() - timedelta(days=days)
@@ -255,8 +257,8 @@ def generate(
 @click.pass_context
 def consume(ctx: click.Context, until_caught_up: bool, instance_id: str | None) -> None:
     """Consume sessionflow.events into the sessionized Parquet lake."""
-    from pipeline.consumer import LakeConsumer, install_signal_handlers
-    from pipeline.topics import ensure_topics
+    from pipeline.kafka.topics import ensure_topics
+    from pipeline.lake.consumer import LakeConsumer, install_signal_handlers
 
     settings = _settings(ctx)
     ensure_topics(settings.kafka)
@@ -274,7 +276,8 @@ def import_command(ctx: click.Context, path: Path) -> None:
 
     Same validation, de-duplication and sessionizer as the consumer. Bad lines are listed
     with their line numbers and reasons; the valid ones land. Exits 4 if any were bad."""
-    from pipeline.importer import MAX_LISTED_REJECTS, import_file
+    from pipeline.events.reasons import MAX_LISTED_REJECTS
+    from pipeline.lake.importer import import_file
 
     settings = _settings(ctx)
     with click.progressbar(length=path.stat().st_size, label=f"importing {path.name}") as bar:
@@ -289,6 +292,21 @@ def import_command(ctx: click.Context, path: Path) -> None:
 
 
 @cli.command()
+@click.pass_context
+def reattribute(ctx: click.Context) -> None:
+    """Rewrite lake files written under older attribution rules with the current ones.
+
+    Source, medium and channel group are derived at ingestion; files from before the
+    current rules (or from before rules were stored) are updated in place, same rows."""
+    from pipeline.lake.paths import LakeLayout
+    from pipeline.lake.reattribution import reattribute_lake
+
+    settings = _settings(ctx)
+    done = reattribute_lake(LakeLayout(settings.lake_dir), settings.consumer_state_dir)
+    click.echo(f"reattributed {done.rows} events in {done.files} lake files")
+
+
+@cli.command()
 @click.option("--date", "dates", multiple=True, help="An event date to compact (repeatable).")
 @click.option(
     "--before",
@@ -300,18 +318,14 @@ def compact(ctx: click.Context, dates: tuple[str, ...], before: str | None) -> N
     """Merge a date's small lake files into one (closed dates only, by default)."""
     from zoneinfo import ZoneInfo
 
-    from pipeline.compaction import compact_date
-    from pipeline.lake import Lake
+    from pipeline.lake.compaction import compact_date
+    from pipeline.lake.store import Lake
 
     settings = _settings(ctx)
     lake = Lake(settings.lake_dir, settings.timezone)
     today = datetime.now(ZoneInfo(settings.timezone)).date().isoformat()
     limit = before or today
-    chosen = dates or sorted(
-        name.removeprefix("event_date=")
-        for name in (p.name for p in lake.events_dir.glob("event_date=*"))
-        if name.removeprefix("event_date=") < limit
-    )
+    chosen = dates or [day for day in lake.layout.event_dates() if day < limit]
     for event_date in chosen:
         result = compact_date(lake, event_date, settings.consumer_state_dir)
         if result.target is None:
@@ -401,7 +415,7 @@ def serve(ctx: click.Context) -> None:
 @click.pass_context
 def query(ctx: click.Context, sql: str, output: str) -> None:
     """Run read-only SQL on the output tables (the published Parquet marts)."""
-    from pipeline.query import render, run_query
+    from pipeline.warehouse.query import render, run_query
 
     click.echo(render(run_query(_settings(ctx).marts_dir, sql), output))
 
@@ -424,7 +438,7 @@ def costs_load(ctx: click.Context, path: Path, as_flow: bool) -> None:
     """Load a CSV or Parquet cost file. Dates already loaded are replaced per site, source
     and medium, atomically; if any row is bad, every bad row is listed with its line
     number and nothing is loaded."""
-    from pipeline.costs import CostLoadError, load_costs
+    from pipeline.warehouse.costs import CostLoadError, load_costs
 
     if as_flow:
         from flows.costs import cost_loading
@@ -451,8 +465,8 @@ def costs_load(ctx: click.Context, path: Path, as_flow: bool) -> None:
 @click.pass_context
 def demo(ctx: click.Context, events_per_day: int) -> None:
     """Run the main job end to end on local defaults: generate, produce, consume, count."""
-    from pipeline.demo import run_demo
-    from pipeline.topics import ensure_topics
+    from pipeline.dev.demo import run_demo
+    from pipeline.kafka.topics import ensure_topics
 
     settings = _settings(ctx)
     if settings.kafka.uses_local_broker:
@@ -473,6 +487,12 @@ def demo(ctx: click.Context, events_per_day: int) -> None:
 
 
 def main() -> None:
+    # No telemetry leaves this machine (Prefect's anonymous start-up analytics included);
+    # its write at server start also raced the flow's own on the temporary SQLite store.
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    # Prefect's temporary server gives itself 20 s to start; a loaded 2-core machine
+    # (migrations on a fresh SQLite store) can take longer.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     cli(prog_name="sessionflow")
 
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.broker import LocalBroker
 from pipeline.config import Settings, load_settings
+from pipeline.kafka.broker import LocalBroker
 
 _kafka_outcomes: dict[str, int] = {}
 

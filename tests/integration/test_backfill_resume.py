@@ -12,9 +12,9 @@ from datetime import date
 from pathlib import Path
 
 from pipeline.config import load_settings
-from pipeline.generator import GeneratorConfig, write_dataset
-from pipeline.importer import import_file
-from pipeline.query import mart_globs, run_query
+from pipeline.dev.generator import GeneratorConfig, write_dataset
+from pipeline.lake.importer import import_file
+from pipeline.warehouse.query import mart_globs, run_query
 from tests.conftest import clean_env, run_cli
 
 DAYS = ("--start", "2026-11-01", "--end", "2026-11-06")

@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 from jsonschema import Draft202012Validator
 
-from pipeline.event_schema import load_schema
+from pipeline.events.schema import load_schema
 from tests.integration.conftest import RunningCollector, events_of, read_topic
 
 CHROME = (

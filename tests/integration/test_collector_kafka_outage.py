@@ -8,9 +8,9 @@ from pathlib import Path
 
 import httpx
 
-from pipeline.broker import LocalBroker
 from pipeline.config import load_settings
-from pipeline.topics import ensure_topics
+from pipeline.kafka.broker import LocalBroker
+from pipeline.kafka.topics import ensure_topics
 from tests.conftest import free_port
 from tests.integration.conftest import collector_env, events_of, read_topic, start_collector
 

@@ -7,9 +7,9 @@ from datetime import date
 from pathlib import Path
 
 from pipeline.config import load_settings
-from pipeline.generator import GeneratorConfig, write_dataset
-from pipeline.importer import import_file
-from pipeline.query import run_query
+from pipeline.dev.generator import GeneratorConfig, write_dataset
+from pipeline.lake.importer import import_file
+from pipeline.warehouse.query import run_query
 from tests.conftest import clean_env, run_cli
 
 PER_DAY = (

@@ -16,7 +16,7 @@ import duckdb
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from pipeline.config import Settings
-from pipeline.generator import GeneratorConfig, write_dataset
+from pipeline.dev.generator import GeneratorConfig, write_dataset
 from tests.conftest import run_cli, settings_env
 
 LATENESS_MINUTES = "180"  # the generator delivers late events up to 2 h behind

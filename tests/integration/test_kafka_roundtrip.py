@@ -6,8 +6,8 @@ from collections import defaultdict
 from kafka import KafkaConsumer, TopicPartition
 
 from pipeline.config import Settings
-from pipeline.producer import EventProducer, partition_key
-from pipeline.topics import ensure_topics
+from pipeline.kafka.producer import EventProducer, partition_key
+from pipeline.kafka.topics import ensure_topics
 
 
 def consume_all(settings: Settings, expected: int) -> list[tuple[int, bytes, dict[str, object]]]:

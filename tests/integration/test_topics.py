@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from pipeline.config import Settings
-from pipeline.topics import HOUR_MS, ensure_topics
+from pipeline.kafka.topics import HOUR_MS, ensure_topics
 
 
 def test_topics_are_created_once_with_configured_settings(kafka_settings: Settings) -> None:

@@ -1,0 +1,1 @@
+"""The HTTP collector: ASGI app, one module per protocol, enrichment steps, Kafka sink."""

@@ -1,0 +1,141 @@
+"""Page and referrer URLs reduced to what analytics needs and nothing personal.
+
+Only absolute http(s) URLs survive. Userinfo, a default port, the fragment and every
+query parameter except ``utm_*`` are dropped; an ad click id is kept as its type, never
+its value; anything that looks like an e-mail address is redacted.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
+
+from pipeline.privacy.redaction import contains_email, redact_emails
+
+# Parameters that ad platforms append to a landing URL to identify one ad click.
+# Lower-case; names are matched case-insensitively. Left out on purpose: gclsrc only
+# qualifies a gclid, and mc_eid / _kx identify an e-mail recipient, not a click.
+CLICK_ID_PARAMS = frozenset(
+    {
+        "gclid",  # Google Ads
+        "gbraid",  # Google Ads, iOS app-to-web
+        "wbraid",  # Google Ads, iOS web-to-app
+        "dclid",  # Google Campaign Manager 360 / Display & Video 360
+        "msclkid",  # Microsoft Advertising
+        "fbclid",  # Meta (added to organic links too)
+        "ttclid",  # TikTok
+        "twclid",  # X / Twitter
+        "li_fat_id",  # LinkedIn
+        "yclid",  # Yandex
+        "epik",  # Pinterest
+        "rdt_cid",  # Reddit
+        "sccid",  # Snapchat (sent as ScCid)
+        "irclickid",  # Impact (affiliate network)
+    }
+)
+
+UTM_KEYS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
+MAX_URL_LENGTH = 2048
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+# A DNS name (internationalised ones too) or a bracket-less IPv6 literal. Anything
+# else, e.g. a percent-encoded host, is rejected rather than stored.
+_VALID_HOST = re.compile(r"[\w-]+(?:\.[\w-]+)*\.?|[0-9a-f:.]*:[0-9a-f:.]*")
+_MAX_HOST_LENGTH = 253
+# Characters a path segment may carry unencoded (RFC 3986 pchar), plus "[]" so that a
+# redaction reads "[email]". Everything else, including spaces and non-ASCII, is encoded.
+_PATH_SAFE = "!$&'()*+,;=:@[]"
+
+_PARTIAL_ESCAPE_AT_END = re.compile(r"%[0-9A-Fa-f]?$")
+
+
+@dataclass(frozen=True)
+class ScrubbedUrl:
+    url: str | None
+    host: str | None  # lower-case, without port
+    utm: dict[str, str] = field(default_factory=dict)  # UTM_KEYS present, lower-case keys
+    click_id_type: str | None = None  # lower-case parameter name, e.g. "gclid"
+
+
+@lru_cache(maxsize=65_536)  # pages and referrers repeat; results are shared, never mutate
+def scrub_url(raw: str | None) -> ScrubbedUrl:
+    """Reduce a URL to scheme, host, non-default port, path and utm_* parameters.
+
+    Anything but an absolute http(s) URL gives an empty result (url None).
+    """
+    try:
+        scrubbed = None if raw is None else _scrub(raw)
+    except ValueError:
+        # urlsplit: malformed IPv6 host or port; str.encode: lone surrogates, not text.
+        scrubbed = None
+    return scrubbed or ScrubbedUrl(url=None, host=None)
+
+
+def _scrub(raw: str) -> ScrubbedUrl | None:
+    raw.encode()  # raises for lone surrogates, which no encoder downstream accepts
+    parts = urlsplit(raw.strip())
+    host = parts.hostname  # lower-cased, without userinfo, port or IPv6 brackets
+    if (
+        parts.scheme not in _DEFAULT_PORTS
+        or not host
+        or len(host) > _MAX_HOST_LENGTH
+        or not _VALID_HOST.fullmatch(host)
+    ):
+        return None
+
+    netloc = f"[{host}]" if ":" in host else host
+    if parts.port is not None and parts.port != _DEFAULT_PORTS[parts.scheme]:
+        netloc += f":{parts.port}"
+    base = f"{parts.scheme}://{netloc}"
+    path = "/".join(_clean_path_segment(segment) for segment in (parts.path or "/").split("/"))
+
+    params = parse_qsl(parts.query, keep_blank_values=True)
+    # Redact before filtering: an address can swallow the "utm_" of a name.
+    redacted = ((redact_emails(name), redact_emails(value)) for name, value in params)
+    utm_params = [(name, value) for name, value in redacted if name.lower().startswith("utm_")]
+    url = _join(base, path, utm_params)
+    # Over the limit: drop whole utm parameters from the end, then cut the path, so
+    # that the result still scrubs to itself.
+    while len(url) > MAX_URL_LENGTH and utm_params:
+        utm_params.pop()
+        url = _join(base, path, utm_params)
+    if len(url) > MAX_URL_LENGTH:
+        url = _PARTIAL_ESCAPE_AT_END.sub("", url[:MAX_URL_LENGTH])
+
+    return ScrubbedUrl(
+        url=url, host=host, utm=_known_utm(utm_params), click_id_type=_click_id_type(params)
+    )
+
+
+def _join(base: str, path: str, params: list[tuple[str, str]]) -> str:
+    query = urlencode(params, safe="[]")
+    return f"{base}{path}?{query}" if query else f"{base}{path}"
+
+
+def _clean_path_segment(segment: str) -> str:
+    decoded = unquote(segment)
+    if contains_email(decoded):
+        return quote(redact_emails(decoded), safe=_PATH_SAFE)
+    # Existing escapes ("%" kept as is) stay untouched; only raw unsafe characters
+    # are encoded, as a browser would.
+    return quote(segment, safe=_PATH_SAFE + "%")
+
+
+def _known_utm(utm_params: list[tuple[str, str]]) -> dict[str, str]:
+    # The first non-empty value of each known key wins; an empty one carries nothing.
+    utm: dict[str, str] = {}
+    for name, value in utm_params:
+        key = name.lower()
+        if key in UTM_KEYS and value and key not in utm:
+            utm[key] = value
+    return utm
+
+
+def _click_id_type(params: list[tuple[str, str]]) -> str | None:
+    # An empty value is no click.
+    return next(
+        (name.lower() for name, value in params if value and name.lower() in CLICK_ID_PARAMS),
+        None,
+    )

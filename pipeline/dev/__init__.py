@@ -1,0 +1,1 @@
+"""Development helpers: the synthetic data generator, synthetic production, the demo."""

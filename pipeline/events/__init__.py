@@ -1,0 +1,1 @@
+"""The canonical event: schema, validation, rejection reasons, time helpers, code lists."""

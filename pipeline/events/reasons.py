@@ -1,0 +1,47 @@
+"""Rejection reasons: the stable codes every bad input is reported with (HTTP answers,
+the dead-letter topic, `lake/rejected/`, CLI reject lists)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+# How many rejections a command lists one by one; the rest are counted.
+MAX_LISTED_REJECTS = 20
+
+
+class Reason(StrEnum):
+    NOT_AN_OBJECT = "not_an_object"
+    UNKNOWN_FIELD = "unknown_field"
+    MISSING_FIELD = "missing_field"
+    WRONG_TYPE = "wrong_type"
+    EMPTY_FIELD = "empty_field"
+    TOO_LONG = "too_long"
+    BAD_TIMESTAMP = "bad_timestamp"
+    TIMESTAMP_TOO_OLD = "timestamp_too_old"
+    TIMESTAMP_IN_FUTURE = "timestamp_in_future"
+    VALUE_NOT_FINITE = "value_not_finite"
+    BAD_CURRENCY = "bad_currency"
+    BAD_COUNTRY = "bad_country"
+    BAD_ENUM = "bad_enum"
+    NEGATIVE_NUMBER = "negative_number"
+    # Request and dialect level (collector).
+    BAD_JSON = "bad_json"
+    NO_EVENTS = "no_events"
+    TOO_MANY_EVENTS = "too_many_events"
+    BAD_EVENT_NAME = "bad_event_name"
+    UNKNOWN_SITE = "unknown_site"
+    BAD_URL = "bad_url"
+    BODY_TOO_LARGE = "body_too_large"
+    UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
+
+
+class Rejected(Exception):
+    """A payload that cannot become a canonical event; `reason` is a stable code."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+    def line(self) -> str:
+        return f"{self.reason}: {self.detail}"

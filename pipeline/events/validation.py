@@ -1,0 +1,175 @@
+"""The one path from a raw payload to a canonical event or a named rejection.
+
+Shaped like Plausible's ingestion pipeline: a straight list of small named steps. Each
+step either returns the (enriched) event or raises `Rejected` with a reason code from
+`Reason`. The collector runs it after its privacy steps; the consumer and `import` run it
+again on everything they read, so it is kept cheap: no JSON Schema engine on the hot path,
+but the field rules (types, lengths, enums, patterns, required) are read once from
+schemas/canonical_event.schema.json, the single source of truth.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from pipeline.events.codes import country_codes, currency_codes
+from pipeline.events.reasons import Reason, Rejected
+from pipeline.events.schema import load_schema
+from pipeline.events.timestamps import (
+    MICROS,
+    MIN_EVENT_MICROS,
+    TimestampWindow,
+    format_event_ts,
+    parse_event_ts,
+)
+
+
+@dataclass(frozen=True)
+class _FieldRule:
+    kind: str  # "string" | "integer" | "number" | "timestamp"
+    required: bool
+    max_length: int | None = None
+    min_length: int = 0
+    enum: frozenset[str] | None = None
+    minimum: float | None = None
+
+
+@cache
+def _field_rules() -> dict[str, _FieldRule]:
+    schema = load_schema("canonical_event")
+    required = set(schema["required"])
+    rules = {}
+    for name, spec in schema["properties"].items():
+        types = spec.get("type", [])
+        types = [types] if isinstance(types, str) else types
+        if spec.get("x-arrow-type", "").startswith("timestamp"):
+            kind = "timestamp"
+        else:
+            (kind,) = [t for t in types if t != "null"]
+        enum = spec.get("enum")
+        rules[name] = _FieldRule(
+            kind=kind,
+            required=name in required,
+            max_length=spec.get("maxLength"),
+            min_length=spec.get("minLength", 0),
+            enum=frozenset(v for v in enum if v is not None) if enum else None,
+            minimum=spec.get("minimum"),
+        )
+    return rules
+
+
+# -- steps --------------------------------------------------------------------------------
+
+Event = dict[str, Any]
+
+
+def require_object(raw: object) -> Event:
+    if not isinstance(raw, Mapping):
+        raise Rejected(Reason.NOT_AN_OBJECT, f"expected a JSON object, got {type(raw).__name__}")
+    return dict(raw)
+
+
+def drop_nulls(event: Event) -> Event:
+    # An optional field sent as null means "absent"; keeping one spelling simplifies the rest.
+    return {key: value for key, value in event.items() if value is not None}
+
+
+def reject_unknown_fields(event: Event) -> Event:
+    unknown = event.keys() - _field_rules().keys()
+    if unknown:
+        raise Rejected(Reason.UNKNOWN_FIELD, f"unknown field {sorted(unknown)[0]!r}")
+    return event
+
+
+def require_fields(event: Event) -> Event:
+    for name, rule in _field_rules().items():
+        if rule.required and name not in event:
+            raise Rejected(Reason.MISSING_FIELD, f"{name} is required")
+    return event
+
+
+def check_field_types(event: Event) -> Event:
+    for name, value in event.items():
+        rule = _field_rules()[name]
+        if rule.kind == "string":
+            _check_string(name, value, rule)
+        elif rule.kind in ("integer", "number"):
+            _check_number(name, value, rule)
+    return event
+
+
+def _check_string(name: str, value: object, rule: _FieldRule) -> None:
+    if not isinstance(value, str):
+        raise Rejected(Reason.WRONG_TYPE, f"{name} must be a string")
+    if len(value) < max(rule.min_length, 1 if rule.required else 0):
+        raise Rejected(Reason.EMPTY_FIELD, f"{name} must not be empty")
+    if rule.max_length is not None and len(value) > rule.max_length:
+        raise Rejected(Reason.TOO_LONG, f"{name} is longer than {rule.max_length} characters")
+    if rule.enum is not None and value not in rule.enum:
+        raise Rejected(Reason.BAD_ENUM, f"{name} must be one of {sorted(rule.enum)}")
+
+
+def _check_number(name: str, value: object, rule: _FieldRule) -> None:
+    # bool is an int in Python but never a number in JSON.
+    integer_only = rule.kind == "integer"
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or (integer_only and not isinstance(value, int))
+    ):
+        kind = "an integer" if integer_only else "a number"
+        raise Rejected(Reason.WRONG_TYPE, f"{name} must be {kind}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise Rejected(Reason.VALUE_NOT_FINITE, f"{name} must be a finite number")
+    if rule.minimum is not None and value < rule.minimum:
+        raise Rejected(Reason.NEGATIVE_NUMBER, f"{name} must be >= {rule.minimum:g}")
+
+
+def check_codes(event: Event) -> Event:
+    currency = event.get("currency")
+    if currency is not None and currency not in currency_codes():
+        raise Rejected(Reason.BAD_CURRENCY, f"currency {currency!r} is not an ISO 4217 code")
+    country = event.get("country")
+    if country is not None and country not in country_codes():
+        raise Rejected(Reason.BAD_COUNTRY, f"country {country!r} is not ISO 3166-1 alpha-2")
+    return event
+
+
+def normalise_event_ts(
+    event: Event, now_micros: int, window: TimestampWindow, as_micros: bool = False
+) -> Event:
+    micros = parse_event_ts(event["event_ts"])
+    future_limit = now_micros + int(window.max_future.total_seconds() * MICROS)
+    if micros > future_limit:
+        raise Rejected(Reason.TIMESTAMP_IN_FUTURE, "event_ts is beyond the allowed clock skew")
+    past_limit = MIN_EVENT_MICROS
+    if window.max_past is not None:
+        past_limit = max(past_limit, now_micros - int(window.max_past.total_seconds() * MICROS))
+    if micros < past_limit:
+        raise Rejected(Reason.TIMESTAMP_TOO_OLD, "event_ts is older than the accepted window")
+    event["event_ts"] = micros if as_micros else format_event_ts(micros)
+    return event
+
+
+_STEPS: tuple[Callable[[Event], Event], ...] = (
+    drop_nulls,
+    reject_unknown_fields,
+    require_fields,
+    check_field_types,
+    check_codes,
+)
+
+
+def validate_event(
+    raw: object, *, now_micros: int, window: TimestampWindow, ts_as_micros: bool = False
+) -> Event:
+    """A canonical event with event_ts in canonical UTC text (for Kafka), or as epoch
+    microseconds when `ts_as_micros` (for Arrow: no format-then-parse), or `Rejected`."""
+    event = require_object(raw)
+    for step in _STEPS:
+        event = step(event)
+    return normalise_event_ts(event, now_micros, window, as_micros=ts_as_micros)

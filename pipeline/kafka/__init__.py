@@ -1,0 +1,1 @@
+"""Kafka at the edges: the producer SDK, topics, producing files, the local broker."""

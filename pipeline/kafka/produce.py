@@ -1,0 +1,63 @@
+"""`sessionflow produce`: validated canonical events from a file or the generator, into Kafka."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pipeline.config import Settings
+from pipeline.events.decode import decode_json
+from pipeline.events.reasons import MAX_LISTED_REJECTS, Rejected
+from pipeline.events.timestamps import history_window, now_micros
+from pipeline.events.validation import validate_event
+from pipeline.kafka.producer import EventProducer
+
+PROGRESS_EVERY = 50_000
+
+Say = Callable[[str], None]
+
+
+@dataclass
+class ProduceReport:
+    produced: int = 0
+    rejected: int = 0
+    reject_lines: list[str] = field(default_factory=list)
+
+    def line(self) -> str:
+        return f"produced {self.produced} events; rejected {self.rejected}"
+
+
+def produce_file(settings: Settings, path: Path, say: Say) -> ProduceReport:
+    return produce_events(settings, _numbered_json_lines(path), say)
+
+
+def produce_events(
+    settings: Settings, numbered: Iterable[tuple[int, Any]], say: Say
+) -> ProduceReport:
+    """(line number, event or JSON line) pairs, validated, into Kafka; bad ones are listed."""
+    window = history_window(settings.validation)
+    report = ProduceReport()
+    with EventProducer(settings.kafka) as producer:
+        for line_number, raw in numbered:
+            try:
+                event = decode_json(raw) if isinstance(raw, bytes) else raw
+                producer.send(validate_event(event, now_micros=now_micros(), window=window))
+                report.produced += 1
+            except Rejected as rejected:
+                report.rejected += 1
+                if report.rejected <= MAX_LISTED_REJECTS:
+                    say(f"line {line_number}: {rejected.line()}")
+            if (report.produced + report.rejected) % PROGRESS_EVERY == 0:
+                say(f"... {report.produced} produced, {report.rejected} rejected")
+    if report.rejected > MAX_LISTED_REJECTS:
+        say(f"... and {report.rejected - MAX_LISTED_REJECTS} more rejected lines")
+    return report
+
+
+def _numbered_json_lines(path: Path) -> Iterator[tuple[int, bytes]]:
+    with path.open("rb") as handle:
+        for line_number, line in enumerate(handle, start=1):
+            if line.strip():
+                yield line_number, line

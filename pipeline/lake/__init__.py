@@ -1,0 +1,1 @@
+"""The Parquet lake: paths, the shared processing path, consumer, state, import, compaction."""

@@ -1,0 +1,76 @@
+"""Lake compaction: many small cycle files of a closed date -> one file per date.
+
+The consumer writes one file per partition, date and commit cycle, so a quiet stream
+leaves many small files. Compacting a date rewrites them as one `compacted-<id>.parquet`
+(sorted by site, visitor and time, which also helps readers) and deletes the sources.
+
+Safe against crashes and against the consumer writing meanwhile:
+- the compacted file lists its sources in its Parquet metadata; an interrupted
+  compaction is finished (its leftover sources deleted) before anything else;
+- files of a consumer cycle that is still in flight (listed in an inflight manifest)
+  are never touched: the consumer may still delete and rewrite them;
+- files written after the listing are not sources, so they survive.
+Run it where no reader scans the date at the same moment (the daily flow does it before
+aggregating), since for an instant both the sources and the result exist.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pipeline.lake.store import Lake, remove_files, write_parquet_atomically
+
+SOURCES_KEY = b"sessionflow.compacted_from"
+
+
+@dataclass(frozen=True)
+class CompactionResult:
+    event_date: str
+    sources: int
+    rows: int
+    target: Path | None
+
+
+def compact_date(lake: Lake, event_date: str, consumer_state_dir: Path) -> CompactionResult:
+    directory = lake.layout.partition_dir(event_date)
+    finish_interrupted(directory)
+    in_flight = in_flight_files(consumer_state_dir)
+    sources = sorted(path for path in directory.glob("*.parquet") if str(path) not in in_flight)
+    if len(sources) < 2:
+        return CompactionResult(event_date, 0, 0, None)
+    table = pa.concat_tables(pq.read_table(path) for path in sources)
+    table = table.sort_by(
+        [("site_id", "ascending"), ("visitor_id", "ascending"),
+         ("event_ts", "ascending"), ("event_id", "ascending")]
+    )  # fmt: skip
+    names = [path.name for path in sources]
+    digest = hashlib.sha256("\n".join(names).encode()).hexdigest()[:16]
+    target = directory / f"compacted-{digest}.parquet"
+    metadata = {**(table.schema.metadata or {}), SOURCES_KEY: json.dumps(names).encode()}
+    write_parquet_atomically(table.replace_schema_metadata(metadata), target)
+    remove_files(sources)
+    return CompactionResult(event_date, len(sources), table.num_rows, target)
+
+
+def finish_interrupted(directory: Path) -> None:
+    """A compacted file whose sources still exist was interrupted before deleting them."""
+    for compacted in directory.glob("compacted-*.parquet"):
+        metadata = pq.read_schema(compacted).metadata or {}
+        names = json.loads(metadata.get(SOURCES_KEY, b"[]"))
+        remove_files(directory / name for name in names if name != compacted.name)
+
+
+def in_flight_files(consumer_state_dir: Path) -> set[str]:
+    files: set[str] = set()
+    for manifest in consumer_state_dir.glob("**/inflight.json"):
+        try:
+            files.update(json.loads(manifest.read_text())["files"])
+        except (FileNotFoundError, json.JSONDecodeError):
+            continue  # finished (and removed) or being rewritten right now
+    return files

@@ -1,0 +1,329 @@
+"""`sessionflow consume`: Kafka -> validate -> de-duplicate -> sessionize -> Parquet lake.
+
+One consumer group; each assigned partition has a `PartitionWorker` holding the pure
+state (Deduplicator, Sessionizer). Work happens in commit cycles. A cycle ends after
+`cycle_max_events` records or `cycle_max_seconds`, and is made durable in this order:
+
+  1. manifest   the files this cycle will write (partition store, fsynced)
+  2. lake       event files `event_date=D/<topic>-p<P>-o<first offset>.parquet`, rejects
+  3. DLQ        rejected payloads (redacted) to the dead-letter topic, flushed
+  4. snapshot   sessionizer + dedup state and the next offset (atomic rename)
+  5. commit     the next offset to Kafka; the manifest is removed
+
+Restart (or a new owner after a rebalance) restores the snapshot, deletes the files of a
+cycle that had no snapshot yet (its manifest says which), and seeks to the snapshot's
+offset. File names depend only on the cycle's first offset, so the replayed cycle
+rewrites the same names. Hence: SIGKILL at any moment loses nothing and duplicates
+nothing, and the session ids are the same as in an uninterrupted run.
+
+Rebalance callbacks run on kafka-python's IO loop, so they only change ownership (under a
+lock that a cycle's flush also holds); a revoked partition's unflushed work is dropped and
+redone by its next owner from the last snapshot.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.structs import OffsetAndMetadata
+
+from pipeline.config import Settings
+from pipeline.events.timestamps import history_window, now_micros
+from pipeline.lake.processing import accept_json, process
+from pipeline.lake.state import PartitionState, PartitionStore
+from pipeline.lake.store import Lake, RejectedPayload
+from pipeline.sessions.dedup import Deduplicator
+from pipeline.sessions.sessionizer import MICROS_PER_MINUTE, Sessionizer, SessionRules
+
+log = logging.getLogger(__name__)
+
+# -- one partition ------------------------------------------------------------------------
+
+
+@dataclass
+class CycleTotals:
+    events: int = 0
+    rejected: int = 0
+    written: int = 0
+    duplicates: int = 0
+    late: int = 0
+
+    def line(self) -> str:
+        return (
+            f"consumed {self.events} events, wrote {self.written} to the lake; "
+            f"{self.duplicates} duplicates dropped, {self.late} late, {self.rejected} rejected"
+        )
+
+
+@dataclass
+class PartitionWorker:
+    """One partition's current cycle: from `cycle_start` up to (not including) `position`."""
+
+    partition: TopicPartition
+    state: PartitionState
+    store: PartitionStore
+    cycle_start: int = 0
+    position: int = 0
+    cycle_records: int = 0
+    cycle_began: float = field(default_factory=time.monotonic)
+    last_record_at: float = field(default_factory=time.monotonic)
+    accepted: list[dict[str, Any]] = field(default_factory=list)
+    rejects: list[RejectedPayload] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.cycle_start = self.position = self.state.next_offset
+
+
+class LakeConsumer:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        instance_id: str | None = None,
+        say: Callable[[str], None] = log.info,
+    ) -> None:
+        self.settings = settings
+        self.say = say
+        self.topic = settings.kafka.events_topic
+        self.lake = Lake(settings.lake_dir, settings.timezone)
+        self.rules = SessionRules.from_settings(settings)
+        self.window = history_window(settings.validation)
+        self._dedup_window = settings.sessionization.dedup_window_minutes * MICROS_PER_MINUTE
+        self._workers: dict[TopicPartition, PartitionWorker] = {}
+        self._owned: set[TopicPartition] = set()
+        self._ownership = threading.Lock()
+        self._stop = threading.Event()
+        self.totals = CycleTotals()
+        self._consumer = KafkaConsumer(
+            bootstrap_servers=settings.kafka.bootstrap,
+            group_id=settings.consumer.group_id,
+            group_instance_id=instance_id,
+            client_id=f"sessionflow-consumer-{instance_id or 'dynamic'}",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=5_000,
+            session_timeout_ms=settings.consumer.session_timeout_ms,
+            isolation_level="read_committed",
+        )
+        self._dlq = KafkaProducer(
+            bootstrap_servers=settings.kafka.bootstrap,
+            client_id="sessionflow-consumer-dlq",
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=5,
+        )
+        self._consumer.subscribe([self.topic], listener=_Ownership(self))
+
+    # -- the loop -------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def run(self, *, until_caught_up: bool = False) -> CycleTotals:
+        last_log, logged_events = time.monotonic(), 0
+        try:
+            while not self._stop.is_set():
+                batches = self._consumer.poll(timeout_ms=500)
+                self._adopt_new_partitions()
+                for tp, records in batches.items():
+                    self._take(tp, records)
+                caught_up = until_caught_up and self._caught_up()
+                self._flush_due(final=caught_up)
+                if caught_up:
+                    break
+                if time.monotonic() - last_log >= self.settings.consumer.log_interval_seconds:
+                    rate = (self.totals.events - logged_events) / (time.monotonic() - last_log)
+                    self._log_progress(rate)
+                    last_log, logged_events = time.monotonic(), self.totals.events
+            if not until_caught_up:
+                self._flush_due(final=False, force=True)  # graceful stop: no work lost
+        finally:
+            self._consumer.close(autocommit=False)
+            self._dlq.close(timeout=10)
+        return self.totals
+
+    def _take(self, tp: TopicPartition, records: list[Any]) -> None:
+        worker = self._worker(tp)
+        if worker is None:
+            return
+        # Records below our position were fetched from the group's committed offset
+        # before we sought to the snapshot's (a crash between snapshot and commit).
+        fresh = [record for record in records if record.offset >= worker.position]
+        now = now_micros()
+        for record in fresh:
+            source = f"{record.topic}/{record.partition}/{record.offset}"
+            outcome = accept_json(record.value or b"", source, now=now, window=self.window)
+            if isinstance(outcome, RejectedPayload):
+                worker.rejects.append(outcome)
+            else:
+                worker.accepted.append(outcome)
+        if fresh:
+            worker.position = fresh[-1].offset + 1  # offsets may have gaps (markers)
+            worker.cycle_records += len(fresh)
+            worker.last_record_at = time.monotonic()
+
+    # -- cycles -----------------------------------------------------------------------------
+
+    def _flush_due(self, *, final: bool, force: bool = False) -> None:
+        now = time.monotonic()
+        limits = self.settings.consumer
+        for tp in list(self._workers):
+            worker = self._workers[tp]
+            idle = now - worker.last_record_at >= limits.idle_release_seconds
+            due = (
+                force
+                or final
+                or worker.cycle_records >= limits.cycle_max_events
+                or (worker.cycle_records and now - worker.cycle_began >= limits.cycle_max_seconds)
+                or (idle and worker.state.sessionizer.pending_events)
+            )
+            if due:
+                floor = now_micros() - self.rules.lateness_micros if idle else None
+                self._flush(tp, final=final, cutoff_floor=floor)
+
+    def _flush(self, tp: TopicPartition, *, final: bool, cutoff_floor: int | None) -> None:
+        with self._ownership:
+            worker = self._workers.get(tp)
+            if worker is None or tp not in self._owned:
+                return  # revoked meanwhile: its next owner redoes this work
+            state = worker.state
+            processed = process(
+                state,
+                worker.accepted,
+                ingested_at=datetime.now(UTC),
+                final=final,
+                cutoff_floor=cutoff_floor,
+            )
+            self.totals.duplicates += processed.duplicates
+            self.totals.late += processed.late
+            rows = processed.rows
+            name = f"{tp.topic}-p{tp.partition:03d}-o{worker.cycle_start:012d}"
+            planned = self.lake.event_paths(rows, name) if rows is not None else []
+            worker.store.begin_cycle(worker.cycle_start, planned)
+            written = self.lake.write_events(rows, name) if rows is not None else []
+            self.lake.write_rejected(worker.rejects, name)
+            self._send_to_dlq(worker.rejects)
+            state.next_offset = worker.position
+            worker.store.save(state)
+            self._commit(tp, state.next_offset)
+            worker.store.end_cycle()
+            self.totals.events += worker.cycle_records
+            self.totals.rejected += len(worker.rejects)
+            self.totals.written += processed.written
+            self._workers[tp] = PartitionWorker(tp, state, worker.store)
+            log.debug("%s: cycle %s wrote %d files", tp, name, len(written))
+
+    def _send_to_dlq(self, rejects: list[RejectedPayload]) -> None:
+        for item in rejects:
+            body = json.dumps(item.redacted()).encode()
+            self._dlq.send(self.settings.kafka.dlq_topic, value=body)
+        if rejects:
+            self._dlq.flush(timeout=30)
+
+    def _commit(self, tp: TopicPartition, next_offset: int) -> None:
+        try:
+            self._consumer.commit({tp: OffsetAndMetadata(next_offset, "", -1)})
+        except Exception as exc:  # a rebalance raced us; the snapshot stays the truth
+            log.warning("%s: offset commit failed (%s); the snapshot keeps the position", tp, exc)
+
+    # -- ownership ----------------------------------------------------------------------------
+
+    def _worker(self, tp: TopicPartition) -> PartitionWorker | None:
+        with self._ownership:
+            if tp not in self._owned:
+                return None
+            if tp not in self._workers:
+                self._workers[tp] = self._adopt(tp)
+            return self._workers[tp]
+
+    def _adopt_new_partitions(self) -> None:
+        with self._ownership:
+            new = self._owned - self._workers.keys()
+        for tp in sorted(new):
+            self._worker(tp)
+
+    def _adopt(self, tp: TopicPartition) -> PartitionWorker:
+        store = PartitionStore(self.settings.consumer_state_dir / tp.topic / f"p{tp.partition:03d}")
+        state = store.load()
+        if state is None:
+            committed = self._consumer.committed(tp)
+            state = PartitionState(
+                dedup=Deduplicator(self._dedup_window),
+                sessionizer=Sessionizer(self.rules),
+                next_offset=committed if committed is not None else self._beginning(tp),
+            )
+        undone = store.undo_unfinished_cycle(state.next_offset)
+        if undone:
+            self.say(f"{tp.topic}/{tp.partition}: removed {undone} files of an unfinished cycle")
+        self._consumer.seek(tp, state.next_offset)
+        return PartitionWorker(tp, state, store)
+
+    def _beginning(self, tp: TopicPartition) -> int:
+        offsets: dict[TopicPartition, int] = self._consumer.beginning_offsets([tp])
+        return offsets[tp]
+
+    def _caught_up(self) -> bool:
+        with self._ownership:
+            owned = sorted(self._owned)
+        if not owned:
+            return False
+        ends = self._consumer.end_offsets(owned)
+        # The consumer's own position skips transaction markers, ours may not reach them.
+        return all(tp in self._workers and self._consumer.position(tp) >= ends[tp] for tp in owned)
+
+    def _log_progress(self, rate: float) -> None:
+        with self._ownership:
+            owned = sorted(self._owned)
+        lag = 0
+        if owned:
+            ends = self._consumer.end_offsets(owned)
+            for tp in owned:
+                worker = self._workers.get(tp)
+                lag += max(0, ends[tp] - (worker.position if worker else 0))
+        self.say(
+            f"{self.totals.line()}; {rate:,.0f} events/s, lag {lag}, "
+            f"partitions {[tp.partition for tp in owned]}"
+        )
+
+    def lost(self, partitions: list[TopicPartition]) -> None:
+        with self._ownership:
+            for tp in partitions:
+                self._owned.discard(tp)
+                self._workers.pop(tp, None)
+
+    def gained(self, partitions: list[TopicPartition]) -> None:
+        with self._ownership:
+            self._owned.update(partitions)
+
+
+class _Ownership(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Runs on kafka-python's IO loop: only bookkeeping, no consumer calls, no I/O."""
+
+    def __init__(self, consumer: LakeConsumer) -> None:
+        self.consumer = consumer
+
+    def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        self.consumer.lost(list(revoked))
+
+    def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        self.consumer.gained(list(assigned))
+
+    def on_partitions_lost(self, lost: list[TopicPartition]) -> None:
+        self.consumer.lost(list(lost))
+
+
+def install_signal_handlers(consumer: LakeConsumer) -> None:
+    def handle(signum: int, frame: object) -> None:
+        consumer.stop()
+
+    signal.signal(signal.SIGTERM, handle)
+    signal.signal(signal.SIGINT, handle)

@@ -1,0 +1,103 @@
+"""Raw records -> lake rows: the one path the streaming consumer and `import` share.
+
+    accept_json / accept_value   decode and validate one record: a canonical event (event_ts
+                                 as epoch microseconds) or a RejectedPayload with its reason
+    process                      accepted events -> de-duplicate -> sessionize -> lake rows
+
+Each raw record yields exactly one outcome (Snowplow's rule): an accepted event that then
+lands or is counted as a duplicate, or a rejection that goes to the dead-letter path.
+Streamed equals batch because both callers run exactly this code; they differ only in
+when they release (the consumer per commit cycle, `import` once, `final`) and in what
+they already know (`import` drops events the lake holds).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import pyarrow as pa
+
+from pipeline.events.decode import decode_json
+from pipeline.events.reasons import Rejected
+from pipeline.events.timestamps import TimestampWindow
+from pipeline.events.validation import validate_event
+from pipeline.lake.store import RejectedPayload, events_to_table, to_lake_rows
+from pipeline.sessions.dedup import Deduplicator
+from pipeline.sessions.sessionizer import Sessionizer
+
+Event = dict[str, Any]
+
+
+@dataclass
+class ProcessingState:
+    """What processing carries from one batch to the next (per Kafka partition)."""
+
+    dedup: Deduplicator
+    sessionizer: Sessionizer
+
+
+@dataclass(frozen=True)
+class Processed:
+    rows: pa.Table | None  # lake rows released by this call, None when nothing was ready
+    duplicates: int  # dropped by the deduplicator
+    known: int  # dropped because the caller already holds them (`drop_known`)
+    late: int  # arrived behind what an earlier release passed
+
+    @property
+    def written(self) -> int:
+        return self.rows.num_rows if self.rows is not None else 0
+
+
+def accept_json(
+    payload: bytes, source: str, *, now: int, window: TimestampWindow
+) -> Event | RejectedPayload:
+    """One JSON record (a Kafka message, a JSON Lines line) -> event or rejection."""
+    try:
+        return validate_event(
+            decode_json(payload), now_micros=now, window=window, ts_as_micros=True
+        )
+    except Rejected as rejected:
+        return _rejection(rejected, payload.decode("utf-8", errors="replace"), source)
+
+
+def accept_value(
+    raw: object, text: str, source: str, *, now: int, window: TimestampWindow
+) -> Event | RejectedPayload:
+    """One decoded record (e.g. a Parquet row) -> event or rejection; `text` is what a
+    rejection keeps of it."""
+    try:
+        return validate_event(raw, now_micros=now, window=window, ts_as_micros=True)
+    except Rejected as rejected:
+        return _rejection(rejected, text, source)
+
+
+def process(
+    state: ProcessingState,
+    accepted: list[Event],
+    *,
+    ingested_at: datetime,
+    final: bool,
+    cutoff_floor: int | None = None,
+    drop_known: Callable[[pa.Table], pa.Table] | None = None,
+) -> Processed:
+    """De-duplicate `accepted` (first arrival wins), sessionize, and return the lake rows of
+    every event the sessionizer releases: all of them when `final`, else those behind the
+    watermark (or `cutoff_floor`)."""
+    duplicates, late = state.dedup.duplicates, state.sessionizer.late_events
+    fresh = state.dedup.first_arrivals(events_to_table(accepted))
+    new = drop_known(fresh) if drop_known is not None else fresh
+    state.sessionizer.add(new)
+    released = state.sessionizer.release(final=final, cutoff_floor=cutoff_floor)
+    return Processed(
+        rows=to_lake_rows(released, ingested_at) if released is not None else None,
+        duplicates=state.dedup.duplicates - duplicates,
+        known=fresh.num_rows - new.num_rows,
+        late=state.sessionizer.late_events - late,
+    )
+
+
+def _rejection(rejected: Rejected, text: str, source: str) -> RejectedPayload:
+    return RejectedPayload(rejected.reason, rejected.detail, text, source)

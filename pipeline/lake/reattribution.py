@@ -1,0 +1,54 @@
+"""`sessionflow reattribute`: bring lake files up to the current attribution rules.
+
+Source, medium and channel group are derived once, at ingestion, and stored with the
+version of the rules (pipeline.sessions.attribution.RULES_VERSION). Files written before
+that column existed, or under older rules, are rewritten in place (atomically, same name,
+same rows) with the current attribution; the next build of their days picks it up.
+Files of a consumer cycle still in flight are left for the consumer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from pipeline.events.schema import lake_arrow_schema
+from pipeline.lake.compaction import in_flight_files
+from pipeline.lake.paths import LakeLayout
+from pipeline.lake.store import write_parquet_atomically
+from pipeline.sessions import attribution
+
+
+@dataclass(frozen=True)
+class Reattribution:
+    files: int  # rewritten
+    rows: int
+
+
+def needs_reattribution(path: Path) -> bool:
+    """Whether `path` holds rows without, or below, the current attribution rules."""
+    if "attribution_rules" not in pq.read_schema(path).names:
+        return True
+    versions = pq.read_table(path, columns=["attribution_rules"])["attribution_rules"]
+    oldest = pc.min(versions).as_py()
+    return oldest is not None and oldest < attribution.RULES_VERSION
+
+
+def reattribute_lake(layout: LakeLayout, consumer_state_dir: Path) -> Reattribution:
+    skipped = in_flight_files(consumer_state_dir)
+    files = rows = 0
+    for path in layout.event_files():
+        if str(path) in skipped or not needs_reattribution(path):
+            continue
+        table = pq.ParquetFile(path).read()  # the file alone, without its partition column
+        stale = [name for name in attribution.OUTPUTS if name in table.column_names]
+        updated = attribution.attribute(table.drop_columns(stale))
+        schema = lake_arrow_schema()
+        rows_out = updated.select(schema.names).cast(schema)
+        # Keep the file's metadata: a compacted file lists its sources there.
+        write_parquet_atomically(rows_out.replace_schema_metadata(table.schema.metadata), path)
+        files, rows = files + 1, rows + table.num_rows
+    return Reattribution(files, rows)

@@ -1,0 +1,113 @@
+"""The Parquet lake (imperative shell): sessionized events and rejected payloads on disk.
+
+Paths come from pipeline.lake.paths. File names are chosen by the caller so that a replay
+writes the same names again: a file is replaced, never doubled. Every file is written to
+a temporary name, fsynced, then renamed, so a reader (or a crash) never sees half a file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from pipeline.events.schema import canonical_arrow_schema, lake_arrow_schema
+from pipeline.events.timestamps import parse_event_ts
+from pipeline.lake.files import write_atomically
+from pipeline.lake.paths import LakeLayout
+from pipeline.privacy.redaction import redact_identifiers
+from pipeline.sessions.attribution import attribute
+
+PARQUET_OPTIONS: dict[str, Any] = {"compression": "zstd", "row_group_size": 128 * 1024}
+REJECTED_SCHEMA = pa.schema(
+    [
+        pa.field("reason", pa.string(), nullable=False),
+        pa.field("detail", pa.string(), nullable=False),
+        pa.field("payload", pa.string(), nullable=False),  # identifiers redacted
+        pa.field("source", pa.string(), nullable=False),  # topic/partition/offset or file:line
+        pa.field("rejected_at", pa.timestamp("us", tz="UTC"), nullable=False),
+    ]
+)
+
+
+@dataclass(frozen=True)
+class RejectedPayload:
+    reason: str
+    detail: str
+    payload: str
+    source: str  # topic/partition/offset, or file:line
+
+    def redacted(self) -> dict[str, str]:
+        """The record kept for diagnosis (lake/rejected/, the DLQ): no e-mails, no IPs."""
+        return {
+            "reason": self.reason,
+            "detail": redact_identifiers(self.detail),
+            "payload": redact_identifiers(self.payload),
+            "source": self.source,
+        }
+
+
+def events_to_table(events: Iterable[dict[str, Any]]) -> pa.Table:
+    """Validated canonical events (event_ts canonical RFC 3339 or epoch micros) -> Arrow."""
+    rows = [{**event, "event_ts": parse_event_ts(event["event_ts"])} for event in events]
+    return pa.Table.from_pylist(rows, schema=canonical_arrow_schema())
+
+
+def to_lake_rows(sessionized: pa.Table, ingested_at: datetime) -> pa.Table:
+    """Sessionizer output -> the lake's columns: adds attribution and ingested_at."""
+    stamped = attribute(sessionized).append_column(
+        "ingested_at", pa.array([ingested_at] * sessionized.num_rows, pa.timestamp("us", tz="UTC"))
+    )
+    return stamped.select(lake_arrow_schema().names).cast(lake_arrow_schema())
+
+
+class Lake:
+    def __init__(self, root: Path, timezone: str) -> None:
+        self.layout = LakeLayout(root)
+        self.timezone = timezone
+
+    def event_dates(self, rows: pa.Table) -> pa.Array:
+        """Each row's date in the property time zone, as YYYY-MM-DD."""
+        local = rows["event_ts"].cast(pa.timestamp("us", tz=self.timezone))
+        return pc.strftime(local, format="%Y-%m-%d")
+
+    def event_paths(self, rows: pa.Table, name: str) -> list[Path]:
+        """The files `write_events(rows, name)` writes: one per event date."""
+        dates = pc.unique(self.event_dates(rows)).to_pylist()
+        return [self.layout.event_file(day, name) for day in dates]
+
+    def write_events(self, rows: pa.Table, name: str) -> list[Path]:
+        """One file per event date; returns their paths."""
+        dates = self.event_dates(rows)
+        paths = []
+        for day in pc.unique(dates).to_pylist():
+            path = self.layout.event_file(day, name)
+            write_parquet_atomically(rows.filter(pc.equal(dates, day)), path)
+            paths.append(path)
+        return paths
+
+    def write_rejected(self, rejects: Sequence[RejectedPayload], name: str) -> Path | None:
+        if not rejects:
+            return None
+        now = datetime.now(UTC)
+        table = pa.Table.from_pylist(
+            [{**item.redacted(), "rejected_at": now} for item in rejects], schema=REJECTED_SCHEMA
+        )
+        path = self.layout.rejected_file(now.date(), name)
+        write_parquet_atomically(table, path)
+        return path
+
+
+def write_parquet_atomically(table: pa.Table, path: Path) -> None:
+    write_atomically(path, lambda staging: pq.write_table(table, staging, **PARQUET_OPTIONS))
+
+
+def remove_files(paths: Iterable[Path]) -> None:
+    for path in paths:
+        path.unlink(missing_ok=True)

@@ -1,0 +1,1 @@
+"""Keyed hashing, pseudonymous ids, daily salts, secret files, redaction, country lookup."""

@@ -1,0 +1,42 @@
+"""Redaction of identifiers in free text: e-mail addresses and IP addresses.
+
+For URLs (the collector scrubs them) and for text kept only for diagnosis (rejected
+payloads in the dead-letter topic and `lake/rejected/`).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+
+EMAIL_PLACEHOLDER = "[email]"
+# Local part: RFC 5322 atom characters, at most 64 of them (the RFC's limit, which also
+# keeps the search linear). The "@" may still be percent-encoded when the URL was
+# encoded twice. The top-level domain starts with a letter, so that package versions
+# such as "react@18.2.0" are not taken for addresses.
+_EMAIL = re.compile(
+    r"[\w.!#$%&'*+/=?^`{|}~-]{1,64}(?:@|%40)[\w-]{1,63}(?:\.[\w-]{1,63})*\.[^\W\d_][\w-]+"
+)
+_IPV4 = re.compile(r"(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?![\d.])")
+_IPV6_CANDIDATE = re.compile(r"[0-9A-Fa-f:]*:[0-9A-Fa-f:]*:[0-9A-Fa-f:]*")
+
+
+def redact_emails(text: str) -> str:
+    return _EMAIL.sub(EMAIL_PLACEHOLDER, text)
+
+
+def redact_identifiers(text: str) -> str:
+    """For text kept only for diagnosis (rejected payloads): e-mails and IPs removed."""
+    return _IPV6_CANDIDATE.sub(_ipv6_or_same, _IPV4.sub("[ip]", redact_emails(text)))
+
+
+def _ipv6_or_same(match: re.Match[str]) -> str:
+    try:
+        ipaddress.IPv6Address(match.group(0))
+    except ValueError:
+        return match.group(0)  # e.g. a clock time "10:00:00"
+    return "[ip]"
+
+
+def contains_email(text: str) -> bool:
+    return _EMAIL.search(text) is not None

@@ -1,0 +1,90 @@
+"""Daily random salts for cookie-free visitor ids, shared by every collector instance.
+
+- One file per day (property time zone) in a directory that all collectors share. The
+  first instance to need a day's salt creates it atomically (write + hard link), so
+  concurrent instances agree on one salt without a lock service.
+- The previous day's salt stays available only for `keep_previous` after midnight, so
+  sessions crossing midnight keep their visitor id. Then it and anything older is
+  overwritten and deleted: nobody, not even the operator, can link visitors across days.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from pipeline.privacy.secrets import read_or_create_secret
+
+SALT_BYTES = 32
+HOUSEKEEPING_EVERY_S = 60.0  # destroying expired salts needs no per-event precision
+
+
+class SaltStore:
+    def __init__(self, directory: Path, timezone: str, keep_previous: timedelta) -> None:
+        self.directory = directory
+        self.zone = ZoneInfo(timezone)
+        self.keep_previous = keep_previous
+        self._cache: dict[date, bytes | None] = {}
+        self._next_housekeeping = 0.0
+
+    def salts(self, now: datetime) -> tuple[bytes, bytes | None]:
+        """Today's salt, and yesterday's while sessions may still cross midnight."""
+        local = now.astimezone(self.zone)
+        today = local.date()
+        midnight = datetime.combine(today, datetime.min.time(), self.zone)
+        keep_yesterday = local - midnight < self.keep_previous
+        current = self._cache.get(today)
+        if current is None:
+            self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+            yesterday = today - timedelta(days=1)
+            current = self._get_or_create(today)
+            self._cache = {today: current, yesterday: self._read(yesterday)}
+        yesterday = today - timedelta(days=1)
+        window_just_closed = not keep_yesterday and yesterday in self._cache
+        if window_just_closed or time.monotonic() >= self._next_housekeeping:
+            self._next_housekeeping = time.monotonic() + HOUSEKEEPING_EVERY_S
+            self.destroy_expired(today, keep_yesterday)
+        if not keep_yesterday:
+            self._cache.pop(yesterday, None)  # forgotten in memory too
+        return current, self._cache.get(yesterday)
+
+    def destroy_expired(self, today: date, keep_yesterday: bool) -> None:
+        oldest_kept = today - timedelta(days=1 if keep_yesterday else 0)
+        for path in self.directory.glob("salt-*"):
+            day = _day_of(path)
+            if day is not None and day < oldest_kept:
+                _shred(path)
+
+    def _path(self, day: date) -> Path:
+        return self.directory / f"salt-{day.isoformat()}"
+
+    def _read(self, day: date) -> bytes | None:
+        try:
+            return self._path(day).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def _get_or_create(self, day: date) -> bytes:
+        return read_or_create_secret(self._path(day), SALT_BYTES)
+
+
+def _day_of(path: Path) -> date | None:
+    try:
+        return date.fromisoformat(path.name.removeprefix("salt-"))
+    except ValueError:
+        return None
+
+
+def _shred(path: Path) -> None:
+    # Best effort: overwrite before unlinking (journaling and SSDs may keep old blocks).
+    with contextlib.suppress(FileNotFoundError):
+        size = path.stat().st_size
+        with path.open("r+b") as handle:
+            handle.write(b"\0" * size)
+            handle.flush()
+            os.fsync(handle.fileno())
+        path.unlink()

@@ -1,0 +1,1 @@
+"""The pure core: sessionizer, de-duplication, attribution and channel rules (no I/O)."""

@@ -1,1 +1,0 @@
-CREATE TABLE IF NOT EXISTS marketing_costs (date DATE NOT NULL, site_id VARCHAR NOT NULL, source VARCHAR NOT NULL, medium VARCHAR NOT NULL, campaign VARCHAR, ad_group VARCHAR, term VARCHAR, content VARCHAR, cost DECIMAL(18,4) NOT NULL, currency VARCHAR NOT NULL, clicks BIGINT, impressions BIGINT, loaded_at TIMESTAMPTZ NOT NULL);

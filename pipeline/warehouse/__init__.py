@@ -1,0 +1,1 @@
+"""The DuckDB warehouse: SQL models, build, publish, costs, read-only queries."""

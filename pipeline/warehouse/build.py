@@ -1,0 +1,166 @@
+"""The warehouse build (imperative shell): one day's SQL models, stored and published.
+
+1. prepare the connection: settings, the warehouse tables, the config tables the models
+   read (goals, currency_rates);
+2. run the day's models (pipeline.warehouse.models.DAY_MODELS) into TEMP tables over
+   the lake files of the day's window (pipeline.lake.paths);
+3. in one transaction, replace the day's rows of each output table, then the month's;
+4. publish the day's file of each mart (pipeline.warehouse.publish).
+"""
+
+from __future__ import annotations
+
+import tempfile
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pipeline.config import Settings
+from pipeline.errors import SessionflowError
+from pipeline.events.schema import lake_arrow_schema
+from pipeline.lake.paths import LakeLayout
+from pipeline.lake.reattribution import needs_reattribution
+from pipeline.warehouse.models import (
+    DAY_MODELS,
+    MONTH_MODELS,
+    SETUP_MODELS,
+    query_sql_model,
+    run_sql_model,
+)
+from pipeline.warehouse.publish import DAY_OUTPUTS, MONTH_OUTPUTS, publish_marts, replace_period
+
+MONEY = pa.decimal128(18, 4)
+_PUBLISH_LOCK = threading.Lock()
+
+
+@dataclass(frozen=True)
+class DayBuild:
+    day: date
+    rows: dict[str, int]  # warehouse table -> rows written for the day (the month)
+    unconverted_values: int  # event amounts in a currency without a rate: not summed
+    unconverted_costs: int  # cost rows in a currency without a rate: not summed
+    marts: tuple[Path, ...]
+
+
+def build_day(settings: Settings, day: date) -> DayBuild:
+    """Build `day` from the lake and marketing_costs, replace its rows in the warehouse
+    and publish its marts. Running it again for the same inputs gives the same rows."""
+    settings.warehouse_path.parent.mkdir(parents=True, exist_ok=True)
+    with (
+        duckdb.connect(str(settings.warehouse_path)) as con,
+        tempfile.TemporaryDirectory(prefix="sessionflow-build-") as scratch,
+    ):
+        prepare_connection(con, settings)
+        lake_files = _attributed(LakeLayout(settings.lake_dir).files_for_build(day), day) or [
+            _empty_lake_file(Path(scratch), day)
+        ]
+        params = model_parameters(settings, day, lake_files)
+        run_day_models(con, params)
+
+        # Commit and publish one build at a time: days compute in parallel, but the
+        # month-to-date row and its mart must reflect every commit before them.
+        with _PUBLISH_LOCK:
+            con.begin()
+            try:
+                store_day(con, params)
+                con.commit()
+            except BaseException:
+                con.rollback()
+                raise
+            rows, marts = publish_marts(con, settings.marts_dir, day)
+        stats = query_sql_model(con, "checks/build_stats", params).to_pylist()[0]
+    return DayBuild(
+        day=day,
+        rows=rows,
+        unconverted_values=int(stats["unconverted_values"]),
+        unconverted_costs=int(stats["unconverted_costs"]),
+        marts=tuple(marts),
+    )
+
+
+def store_day(con: duckdb.DuckDBPyConnection, params: Mapping[str, Any]) -> None:
+    """Replace the day's rows of the output tables with this run's, then rebuild and
+    replace the month's. Run inside one transaction."""
+    day: date = params["run_date"]
+    for output in DAY_OUTPUTS:
+        replace_period(con, output, day)
+    for name in MONTH_MODELS:
+        run_sql_model(con, name, params)
+    for output in MONTH_OUTPUTS:
+        replace_period(con, output, day)
+
+
+def prepare_connection(con: duckdb.DuckDBPyConnection, settings: Settings) -> None:
+    """Connection settings, the warehouse tables (created when missing) and the config
+    tables the models read: goals(name, value, counting), currency_rates(currency, rate)."""
+    for name in SETUP_MODELS:
+        run_sql_model(con, name)
+    con.register("goals", goals_table(settings))
+    con.register("currency_rates", currency_rates_table(settings))
+
+
+def model_parameters(settings: Settings, day: date, lake_files: Sequence[Path]) -> dict[str, Any]:
+    return {
+        "run_date": day,
+        "timezone": settings.timezone,
+        "currency": settings.currency,
+        "lake_files": [str(path) for path in lake_files],
+    }
+
+
+def run_day_models(con: duckdb.DuckDBPyConnection, params: Mapping[str, Any]) -> None:
+    """The day's models into TEMP tables (the *_this_run tables and the staged ones);
+    nothing persistent is touched. The connection must be prepared."""
+    for name in DAY_MODELS:
+        run_sql_model(con, name, params)
+
+
+def goals_table(settings: Settings) -> pa.Table:
+    names = sorted(settings.goals)
+    return pa.table(
+        {
+            "name": pa.array(names, pa.string()),
+            # Via str: 5.0 -> Decimal("5.0"), not the float's binary expansion.
+            "value": pa.array([Decimal(str(settings.goals[n])) for n in names], MONEY),
+            "counting": pa.array([settings.goal_counting.get(n, "event") for n in names]),
+        },
+        schema=pa.schema([("name", pa.string()), ("value", MONEY), ("counting", pa.string())]),
+    )
+
+
+def currency_rates_table(settings: Settings) -> pa.Table:
+    codes = sorted(settings.currency_rates)
+    return pa.table(
+        {
+            "currency": pa.array(codes, pa.string()),
+            "rate": pa.array([settings.currency_rates[c] for c in codes], pa.float64()),
+        }
+    )
+
+
+def _attributed(files: list[Path], day: date) -> list[Path]:
+    """`files`, once each is known to carry the current attribution (else one-line error)."""
+    stale = [path for path in files if needs_reattribution(path)]
+    if stale:
+        raise SessionflowError(
+            f"{len(stale)} lake files read by {day}'s build predate the current attribution "
+            f"rules (e.g. {stale[0]}): run `sessionflow reattribute`, then build again"
+        )
+    return files
+
+
+def _empty_lake_file(directory: Path, day: date) -> Path:
+    """A lake file with no rows, for a day whose partitions are all empty: read_parquet
+    needs a file, and costs must still be reported on a day without events."""
+    path = LakeLayout(directory).event_file(day, "empty")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(lake_arrow_schema().empty_table(), path)
+    return path

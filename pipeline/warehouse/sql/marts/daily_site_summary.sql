@@ -1,0 +1,67 @@
+-- daily_site_summary_this_run: one row per date x site_id that had sessions or costs.
+-- cost_per_session is blended, the seed's formula: all the site's costs / all its
+-- sessions, costs of campaigns that brought no session included.
+CREATE OR REPLACE TEMP TABLE daily_site_summary_this_run AS
+WITH site_totals AS (
+    SELECT
+        date,
+        site_id,
+        sum(sessions) AS sessions,
+        sum(pageviews) AS pageviews,
+        sum(engaged_sessions) AS engaged_sessions,
+        sum(conversions) AS conversions,
+        sum(revenue) AS revenue,
+        sum(conversion_value) AS conversion_value
+    FROM session_totals
+    GROUP BY ALL
+),
+
+site_users AS (
+    -- A distinct count: not the sum of session_totals' users (a visitor in two channels
+    -- is one user of the site).
+    SELECT session_date AS date, site_id, count(DISTINCT visitor_id) AS users
+    FROM sessions_this_run
+    GROUP BY ALL
+),
+
+cost_totals AS (
+    SELECT date, site_id, sum(cost) AS cost
+    FROM stg_costs
+    GROUP BY ALL
+),
+
+joined AS (
+    SELECT
+        date,
+        site_id,
+        coalesce(s.sessions, 0) AS sessions,
+        coalesce(u.users, 0) AS users,
+        coalesce(s.pageviews, 0) AS pageviews,
+        coalesce(s.engaged_sessions, 0) AS engaged_sessions,
+        coalesce(s.conversions, 0) AS conversions,
+        coalesce(s.revenue, 0) AS revenue,
+        coalesce(s.conversion_value, 0) AS conversion_value,
+        coalesce(c.cost, 0) AS cost
+    FROM site_totals AS s
+    LEFT JOIN site_users AS u USING (date, site_id)
+    FULL OUTER JOIN cost_totals AS c USING (date, site_id)
+)
+
+SELECT
+    date,
+    site_id,
+    CAST(sessions AS BIGINT) AS sessions,
+    CAST(users AS BIGINT) AS users,
+    CAST(pageviews AS BIGINT) AS pageviews,
+    CAST(engaged_sessions AS BIGINT) AS engaged_sessions,
+    CAST(conversions AS BIGINT) AS conversions,
+    CAST(revenue AS DECIMAL(18, 4)) AS revenue,
+    CAST(conversion_value AS DECIMAL(18, 4)) AS conversion_value,
+    CAST(cost AS DECIMAL(18, 4)) AS cost,
+    CAST(cost / nullif(sessions, 0) AS DOUBLE) AS cost_per_session,
+    CAST((revenue + conversion_value) / nullif(sessions, 0) AS DOUBLE) AS session_value,
+    CAST(revenue / nullif(sessions, 0) AS DOUBLE) AS revenue_per_session,
+    CAST(sessions / nullif(users, 0) AS DOUBLE) AS sessions_per_user,
+    CAST(1 - engaged_sessions / nullif(sessions, 0) AS DOUBLE) AS bounce_rate
+FROM joined
+ORDER BY ALL;

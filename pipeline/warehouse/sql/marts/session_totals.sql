@@ -1,0 +1,28 @@
+-- session_totals: grain date x site_id x channel_group x source x medium x campaign x
+-- device_category x country (the daily_sessions grain, the finest the daily tables use).
+--
+-- The additive measures of the day's sessions, summed once here; daily_sessions,
+-- daily_cost_per_session and daily_site_summary roll them up to their own grains.
+-- `users` is a distinct count at this grain only: it cannot be summed to a coarser one,
+-- so daily_site_summary counts its users from the sessions again.
+CREATE OR REPLACE TEMP TABLE session_totals AS
+SELECT
+    session_date AS date,
+    site_id,
+    channel_group,
+    source,
+    medium,
+    campaign,
+    device_category,
+    country,
+    count(*) AS sessions,
+    count(DISTINCT visitor_id) AS users,
+    count(*) FILTER (WHERE engaged) AS engaged_sessions,
+    sum(pageviews) AS pageviews,
+    -- Integer microseconds: exact, so identical whatever the summing order.
+    sum(epoch_us(session_end) - epoch_us(session_start)) AS duration_us,
+    sum(conversions) AS conversions,
+    sum(revenue) AS revenue,
+    sum(conversion_value) AS conversion_value
+FROM sessions_this_run
+GROUP BY ALL;

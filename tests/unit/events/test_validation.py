@@ -1,0 +1,137 @@
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from pipeline.events.reasons import Reason, Rejected
+from pipeline.events.timestamps import TimestampWindow, format_event_ts, parse_event_ts
+from pipeline.events.validation import validate_event
+
+NOW = parse_event_ts("2026-11-20T12:00:00Z")
+COLLECTOR = TimestampWindow(max_future=timedelta(minutes=15), max_past=timedelta(hours=72))
+HISTORY = TimestampWindow(max_future=timedelta(minutes=15))
+
+
+def event(**fields: Any) -> dict[str, Any]:
+    base = {
+        "event_id": "e1",
+        "event_name": "page_view",
+        "event_ts": "2026-11-20T11:00:00Z",
+        "site_id": "shop.example",
+        "visitor_id": "v1",
+    }
+    return {**base, **fields}
+
+
+def reason_of(raw: object, window: TimestampWindow = COLLECTOR) -> str:
+    with pytest.raises(Rejected) as caught:
+        validate_event(raw, now_micros=NOW, window=window)
+    return caught.value.reason
+
+
+@pytest.mark.parametrize(
+    ("given_ts", "canonical"),
+    [
+        ("2026-11-20T11:00:00Z", "2026-11-20T11:00:00.000000Z"),
+        ("2026-11-20T13:00:00+02:00", "2026-11-20T11:00:00.000000Z"),
+        ("2026-11-20T06:30:00.5-04:30", "2026-11-20T11:00:00.500000Z"),
+        ("2026-11-20t11:00:00.123456789z", "2026-11-20T11:00:00.123456Z"),
+        (NOW - 3_600_000_000, "2026-11-20T11:00:00.000000Z"),
+    ],
+)
+def test_timestamps_normalise_to_utc(given_ts: object, canonical: str) -> None:
+    assert (
+        validate_event(event(event_ts=given_ts), now_micros=NOW, window=COLLECTOR)["event_ts"]
+        == canonical
+    )
+
+
+@pytest.mark.parametrize(
+    "bad_ts",
+    [
+        "2026-11-20T11:00:00",
+        "2026-11-20",
+        "yesterday",
+        "2026-13-40T11:00:00Z",
+        True,
+        1.5,
+        None,
+        "x" * 50,
+    ],
+)
+def test_bad_timestamps(bad_ts: object) -> None:
+    assert reason_of(event(event_ts=bad_ts)) in (Reason.BAD_TIMESTAMP, Reason.MISSING_FIELD)
+
+
+def test_collector_window_bounds_past_and_future_history_only_future() -> None:
+    old = event(event_ts="2026-11-10T00:00:00Z")
+    assert reason_of(old) == Reason.TIMESTAMP_TOO_OLD
+    assert validate_event(old, now_micros=NOW, window=HISTORY)["event_ts"].startswith("2026-11-10")
+    assert reason_of(event(event_ts="1999-12-31T23:59:59Z"), HISTORY) == Reason.TIMESTAMP_TOO_OLD
+    future = event(event_ts="2026-11-20T12:16:00Z")
+    assert reason_of(future) == reason_of(future, HISTORY) == Reason.TIMESTAMP_IN_FUTURE
+    skewed = event(event_ts="2026-11-20T12:14:00Z")
+    assert validate_event(skewed, now_micros=NOW, window=HISTORY)
+
+
+@pytest.mark.parametrize(
+    ("fields", "reason"),
+    [
+        ({"value": float("nan")}, Reason.VALUE_NOT_FINITE),
+        ({"value": float("inf")}, Reason.VALUE_NOT_FINITE),
+        ({"value": "12"}, Reason.WRONG_TYPE),
+        ({"value": True}, Reason.WRONG_TYPE),
+        ({"engagement_time_ms": 1.5}, Reason.WRONG_TYPE),
+        ({"engagement_time_ms": -1}, Reason.NEGATIVE_NUMBER),
+        ({"currency": "usd"}, Reason.BAD_CURRENCY),
+        ({"currency": "ABC"}, Reason.BAD_CURRENCY),
+        ({"country": "XX"}, Reason.BAD_COUNTRY),
+        ({"device_category": "phone"}, Reason.BAD_ENUM),
+        ({"page_url": "u" * 2049}, Reason.TOO_LONG),
+        ({"event_id": ""}, Reason.EMPTY_FIELD),
+        ({"site_id": 5}, Reason.WRONG_TYPE),
+        ({"ip": "1.2.3.4"}, Reason.UNKNOWN_FIELD),
+    ],
+)
+def test_field_rules(fields: dict[str, Any], reason: str) -> None:
+    assert reason_of(event(**fields)) == reason
+
+
+def test_required_fields_and_objects() -> None:
+    for name in ("event_id", "event_name", "event_ts", "site_id", "visitor_id"):
+        raw = event()
+        del raw[name]
+        assert reason_of(raw) == Reason.MISSING_FIELD
+    assert reason_of([event()]) == Reason.NOT_AN_OBJECT
+
+
+def test_nulls_mean_absent_and_valid_values_pass() -> None:
+    result = validate_event(
+        event(value=19.99, currency="EUR", country="DE", device_category="tablet", page_url=None),
+        now_micros=NOW,
+        window=COLLECTOR,
+    )
+    assert "page_url" not in result
+    assert (result["value"], result["currency"], result["country"]) == (19.99, "EUR", "DE")
+
+
+@given(st.integers(min_value=946_684_800_000_000, max_value=4_102_444_800_000_000))
+def test_canonical_timestamp_round_trips(micros: int) -> None:
+    assert parse_event_ts(format_event_ts(micros)) == micros
+
+
+@given(
+    st.dictionaries(
+        st.text(max_size=10), st.one_of(st.none(), st.integers(), st.text(), st.floats())
+    )
+)
+def test_arbitrary_objects_never_crash(raw: dict[str, object]) -> None:
+    try:
+        validate_event(raw, now_micros=NOW, window=HISTORY)
+    except Rejected as rejected:
+        assert rejected.reason in set(Reason)
+        assert "\n" not in rejected.line()

@@ -1,0 +1,783 @@
+"""The warehouse models (pipeline/sql/ run by pipeline/warehouse.py), no broker needed.
+
+Events reach the lake through `sessionflow import` (pipeline.lake.importer), costs the
+marketing_costs table through its DDL. The key test recomputes the daily tables from the
+lake's Parquet with plain Python (pyarrow to read, then dicts and loops; no SQL) and
+expects the SQL's numbers.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from pipeline.config import Settings
+from pipeline.dev.generator import COST_COLUMNS, GeneratorConfig, generate_costs, write_dataset
+from pipeline.events.schema import lake_arrow_schema
+from pipeline.events.timestamps import parse_event_ts
+from pipeline.lake.importer import import_file
+from pipeline.lake.paths import LakeLayout
+from pipeline.sessions.channels import default_channel_group, source_medium
+from pipeline.warehouse.build import (
+    DayBuild,
+    build_day,
+    model_parameters,
+    prepare_connection,
+    run_day_models,
+    store_day,
+)
+from pipeline.warehouse.models import run_sql_model
+from pipeline.warehouse.publish import OUTPUTS
+from pipeline.warehouse.query import run_query
+
+Row = dict[str, Any]
+CENT = Decimal("0.0001")
+SITES = ("shop.example", "blog.example")
+TIMEZONE = "America/New_York"
+START = date(2026, 10, 31)
+DAY = date(2026, 11, 1)  # New York leaves daylight saving time: a 25-hour day
+RATES = {"EUR": 1.25}  # exact in binary: SQL's rounding to 4 decimals loses nothing
+GOALS = {"sign_up": 5.0, "download": 1.5}
+GOAL_COUNTING: dict[str, Any] = {"sign_up": "session", "download": "event"}
+T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+
+# The columns DESIGN.md lists, in its order.
+DESIGN_COLUMNS = {
+    "sessions": "session_id site_id visitor_id session_date session_start session_end "
+    "duration_s events pageviews engaged bounce entry_page exit_page source medium campaign "
+    "channel_group device_category country conversions revenue conversion_value",
+    "daily_sessions": "date site_id channel_group source medium campaign device_category "
+    "country sessions users engaged_sessions pageviews total_duration_s conversions revenue "
+    "conversion_value session_value revenue_per_session engagement_rate bounce_rate "
+    "avg_session_duration_s pages_per_session sessions_per_user",
+    "daily_cost_per_session": "date site_id source medium campaign cost sessions "
+    "cost_per_session revenue conversion_value roas cost_per_conversion",
+    "daily_site_summary": "date site_id sessions users pageviews engaged_sessions conversions "
+    "revenue conversion_value cost cost_per_session session_value revenue_per_session "
+    "sessions_per_user bounce_rate",
+    "monthly_sessions_per_user": "month site_id sessions users sessions_per_user",
+}
+
+
+# -- building lakes and cost tables -------------------------------------------------------
+
+
+def make_settings(data_dir: Path, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {"data_dir": data_dir, "sites": list(SITES), **overrides}
+    return Settings(**values)
+
+
+def import_events(settings: Settings, events: Iterable[Row], path: Path) -> None:
+    path.write_text("".join(json.dumps(event) + "\n" for event in events))
+    report = import_file(settings, path, lambda _: None)
+    assert report.rejected == 0, report.reject_lines
+
+
+def load_costs(settings: Settings, rows: Iterable[Row]) -> None:
+    settings.warehouse_path.parent.mkdir(parents=True, exist_ok=True)
+    with duckdb.connect(str(settings.warehouse_path)) as con:
+        run_sql_model(con, "publish/marketing_costs")
+        con.executemany(
+            "INSERT INTO marketing_costs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now())",
+            [
+                [Decimal(str(row["cost"])) if c == "cost" else row.get(c) for c in COST_COLUMNS]
+                for row in rows
+            ],
+        )
+
+
+def event(
+    event_id: str, name: str, ts: datetime, visitor: str, site: str = "shop.example", **fields: Any
+) -> Row:
+    return {
+        "event_id": event_id,
+        "event_name": name,
+        "event_ts": ts.isoformat(),
+        "site_id": site,
+        "visitor_id": visitor,
+        "page_url": f"https://{site}/",
+        **fields,
+    }
+
+
+def cost(day: date, site: str, source: str, medium: str, campaign: str | None, amount: str,
+         currency: str = "USD", ad_group: str | None = None) -> Row:  # fmt: skip
+    return {"date": day, "site_id": site, "source": source, "medium": medium,
+            "campaign": campaign, "ad_group": ad_group, "cost": amount, "currency": currency}  # fmt: skip
+
+
+def warehouse_rows(settings: Settings, table: str) -> list[tuple[Any, ...]]:
+    with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
+        return con.execute(f"SELECT * FROM {table} ORDER BY ALL").fetchall()
+
+
+def rows_by(table: list[Row], *keys: str) -> dict[tuple[Any, ...], Row]:
+    keyed = {tuple(row[k] for k in keys): row for row in table}
+    assert len(keyed) == len(table), f"{keys} is not the grain"
+    return keyed
+
+
+def mart(settings: Settings, table: str, day: date = DAY) -> list[Row]:
+    rows: list[Row] = pq.read_table(
+        settings.marts_dir / table / f"date={day}" / "data.parquet"
+    ).to_pylist()
+    return rows
+
+
+@dataclass
+class BareRun:
+    """The day models run bare on an in-memory DuckDB: TEMP tables, no warehouse."""
+
+    con: duckdb.DuckDBPyConnection
+
+    def rows(self, stage: str) -> list[Row]:
+        rows: list[Row] = self.con.table(stage).to_arrow_table().to_pylist()
+        return rows
+
+
+BareRunner = Callable[[Settings], BareRun]
+
+
+@pytest.fixture
+def bare() -> Iterator[BareRunner]:
+    """Runs DAY's models bare, as build_day does but without touching a warehouse."""
+
+    def run(settings: Settings) -> BareRun:
+        con = duckdb.connect()
+        opened.append(con)
+        prepare_connection(con, settings)
+        run_day_models(
+            con, model_parameters(settings, DAY, LakeLayout(settings.lake_dir).files_for_build(DAY))
+        )
+        return BareRun(con)
+
+    opened: list[duckdb.DuckDBPyConnection] = []
+    yield run
+    for con in opened:
+        con.close()
+
+
+# -- the independent recomputation ---------------------------------------------------------
+
+
+def reporting_amount(value: float | None, currency: str | None) -> Decimal | None:
+    """The design's currency rule, in Decimal: None when unconverted (or no value)."""
+    if value is None:
+        return None
+    if currency in (None, "USD"):
+        return Decimal(str(value)).quantize(CENT)
+    if currency in RATES:
+        return (Decimal(str(value)) * Decimal(str(RATES[currency]))).quantize(CENT, ROUND_HALF_UP)
+    return None
+
+
+def ratio(numerator: Any, denominator: Any) -> float | None:
+    return None if denominator == 0 else float(numerator) / float(denominator)
+
+
+def assert_same(actual: Row, expected: Row, where: object) -> None:
+    """Every expected field: floats approximately, everything else exactly."""
+    for name, want in expected.items():
+        got = actual[name]
+        if isinstance(want, float):
+            assert got == pytest.approx(want, rel=1e-12), (where, name)
+        else:
+            assert got == want, (where, name, got, want)
+
+
+@dataclass
+class Recomputed:
+    sessions: dict[str, Row]
+    unconverted_values: int
+    dropped_purchases: int  # repeated transaction ids
+    daily_sessions: dict[tuple[Any, ...], Row] = field(default_factory=dict)
+    cost_per_session: dict[tuple[Any, ...], Row] = field(default_factory=dict)
+    site_summary: dict[tuple[Any, ...], Row] = field(default_factory=dict)
+
+
+def lake_events(settings: Settings) -> list[Row]:
+    """Every lake event once: the earliest ingested copy (then file, then row)."""
+    best: dict[str, tuple[Any, ...]] = {}
+    for path in sorted((settings.lake_dir / "events").glob("event_date=*/*.parquet")):
+        for index, row in enumerate(pq.ParquetFile(path).read().to_pylist()):
+            rank = (row["ingested_at"], str(path), index)
+            if row["event_id"] not in best or rank < best[row["event_id"]][:3]:
+                best[row["event_id"]] = (*rank, row)
+    return [entry[3] for entry in best.values()]
+
+
+def recompute(settings: Settings, day: date, costs: list[Row]) -> Recomputed:
+    zone = ZoneInfo(settings.timezone)
+    by_session: dict[str, list[Row]] = defaultdict(list)
+    for row in lake_events(settings):
+        by_session[row["session_id"]].append(row)
+    todays = {}
+    for session_id, events in by_session.items():
+        events.sort(key=lambda e: (e["event_ts"], e["event_id"]))
+        if events[0]["event_ts"].astimezone(zone).date() == day:
+            todays[session_id] = events
+
+    # A transaction id counts once per site and day, in its first purchase.
+    purchases = sorted(
+        (e for events in todays.values() for e in events if e["event_name"] == "purchase"),
+        key=lambda e: (e["event_ts"], e["event_id"]),
+    )
+    seen: set[tuple[str, str]] = set()
+    counted: set[str] = set()
+    for purchase in purchases:
+        key = (purchase["site_id"], purchase["transaction_id"])
+        if purchase["transaction_id"] is None or key not in seen:
+            counted.add(purchase["event_id"])
+            seen.add(key)
+
+    sessions: dict[str, Row] = {}
+    unconverted = 0
+    for session_id, events in todays.items():
+        first, last = events[0], events[-1]
+        pages = [e for e in events if e["event_name"] == "page_view"]
+        referrer = first["page_referrer"]
+        source, medium = source_medium(
+            first["utm_source"], first["utm_medium"], first["click_id_type"],
+            urlsplit(referrer).hostname if referrer else None, first["site_id"],
+        )  # fmt: skip
+        conversions, revenue, goal_value = 0, Decimal(0), Decimal(0)
+        goal_hits: dict[str, int] = defaultdict(int)
+        for e in events:
+            amount = reporting_amount(e["value"], e["currency"])
+            unconverted += e["value"] is not None and amount is None and e["currency"] is not None
+            if e["event_id"] in counted:
+                conversions += 1
+                revenue += amount or 0
+            elif e["event_name"] in GOALS:
+                goal_hits[e["event_name"]] += 1
+        for goal, hits in goal_hits.items():
+            times = 1 if GOAL_COUNTING[goal] == "session" else hits
+            conversions += times
+            goal_value += Decimal(str(GOALS[goal])) * times
+        duration_us = (last["event_ts"] - first["event_ts"]) // timedelta(microseconds=1)
+        engaged = duration_us >= 10_000_000 or conversions >= 1 or len(pages) >= 2
+        sessions[session_id] = {
+            "site_id": first["site_id"], "visitor_id": first["visitor_id"],
+            "session_date": day, "session_start": first["event_ts"],
+            "session_end": last["event_ts"], "duration_s": duration_us / 1e6,
+            "duration_us": duration_us, "events": len(events), "pageviews": len(pages),
+            "engaged": engaged, "bounce": not engaged,
+            "entry_page": pages[0]["page_url"] if pages else None,
+            "exit_page": pages[-1]["page_url"] if pages else None,
+            "source": source, "medium": medium, "campaign": first["utm_campaign"],
+            "channel_group": first["channel_group"],
+            "device_category": first["device_category"], "country": first["country"],
+            "conversions": conversions, "revenue": revenue, "conversion_value": goal_value,
+        }  # fmt: skip
+
+    result = Recomputed(sessions, unconverted, len(purchases) - len(counted))
+    result.daily_sessions = _daily_sessions(day, sessions)
+    result.cost_per_session, result.site_summary = _with_costs(day, sessions, costs)
+    return result
+
+
+def _totals(sessions: Iterable[Row]) -> Row:
+    group = list(sessions)
+    return {
+        "sessions": len(group),
+        "users": len({s["visitor_id"] for s in group}),
+        "engaged_sessions": sum(s["engaged"] for s in group),
+        "pageviews": sum(s["pageviews"] for s in group),
+        "conversions": sum(s["conversions"] for s in group),
+        "revenue": sum((s["revenue"] for s in group), Decimal(0)),
+        "conversion_value": sum((s["conversion_value"] for s in group), Decimal(0)),
+        "duration_us": sum(s["duration_us"] for s in group),
+    }
+
+
+def _daily_sessions(day: date, sessions: dict[str, Row]) -> dict[tuple[Any, ...], Row]:
+    keys = ("site_id", "channel_group", "source", "medium", "campaign", "device_category",
+            "country")  # fmt: skip
+    groups: dict[tuple[Any, ...], list[Row]] = defaultdict(list)
+    for session in sessions.values():
+        groups[tuple(session[k] for k in keys)].append(session)
+    expected = {}
+    for key, group in groups.items():
+        t = _totals(group)
+        n = t["sessions"]
+        expected[key] = {
+            "date": day, **dict(zip(keys, key, strict=True)),
+            **{k: v for k, v in t.items() if k != "duration_us"},
+            "total_duration_s": t["duration_us"] / 1e6,
+            "session_value": ratio(t["revenue"] + t["conversion_value"], n),
+            "revenue_per_session": ratio(t["revenue"], n),
+            "engagement_rate": ratio(t["engaged_sessions"], n),
+            "bounce_rate": 1 - t["engaged_sessions"] / n,
+            "avg_session_duration_s": t["duration_us"] / 1e6 / n,
+            "pages_per_session": ratio(t["pageviews"], n),
+            "sessions_per_user": ratio(n, t["users"]),
+        }  # fmt: skip
+    return expected
+
+
+def _with_costs(
+    day: date, sessions: dict[str, Row], costs: list[Row]
+) -> tuple[dict[tuple[Any, ...], Row], dict[tuple[Any, ...], Row]]:
+    spend: dict[tuple[Any, ...], Decimal] = {}
+    for row in costs:
+        if row["date"] != day:
+            continue
+        key = (row["site_id"], row["source"], row["medium"], row["campaign"])
+        amount = reporting_amount(float(row["cost"]), row["currency"])
+        spend[key] = spend.get(key, Decimal(0)) + (amount or 0)
+
+    by_campaign: dict[tuple[Any, ...], list[Row]] = defaultdict(list)
+    by_site: dict[tuple[Any, ...], list[Row]] = defaultdict(list)
+    for s in sessions.values():
+        by_campaign[(s["site_id"], s["source"], s["medium"], s["campaign"])].append(s)
+        by_site[(s["site_id"],)].append(s)
+    site_spend: dict[tuple[Any, ...], Decimal] = defaultdict(Decimal)
+    for key, amount in spend.items():
+        site_spend[key[:1]] += amount
+
+    per_campaign = {}
+    for key in by_campaign.keys() | spend.keys():
+        t = _totals(by_campaign.get(key, []))
+        c = spend.get(key, Decimal(0))
+        per_campaign[key] = {
+            "date": day, "cost": c, "sessions": t["sessions"],
+            "cost_per_session": ratio(c, t["sessions"]), "revenue": t["revenue"],
+            "conversion_value": t["conversion_value"], "roas": ratio(t["revenue"], c),
+            "cost_per_conversion": ratio(c, t["conversions"]),
+        }  # fmt: skip
+    per_site = {}
+    for key in by_site.keys() | site_spend.keys():
+        t = _totals(by_site.get(key, []))
+        c = site_spend.get(key, Decimal(0))
+        n = t["sessions"]
+        per_site[key] = {
+            "date": day, **{k: v for k, v in t.items() if k != "duration_us"}, "cost": c,
+            "cost_per_session": ratio(c, n),
+            "session_value": ratio(t["revenue"] + t["conversion_value"], n),
+            "revenue_per_session": ratio(t["revenue"], n), "sessions_per_user": ratio(n, t["users"]),
+            "bounce_rate": None if n == 0 else 1 - t["engaged_sessions"] / n,
+        }  # fmt: skip
+    return per_campaign, per_site
+
+
+# -- the generated data set, with traps ---------------------------------------------------
+
+
+def _at(e: Row, delta: timedelta, event_id: str, name: str) -> Row:
+    """A new event of the same session, `delta` after `e`."""
+    shared = ("site_id", "visitor_id", "session_id", "user_id", "page_url", "device_category",
+              "browser", "os", "country")  # fmt: skip
+    ts = parse_event_ts(e["event_ts"]) + delta // timedelta(microseconds=1)
+    return {"event_id": event_id, "event_name": name, "event_ts": ts,
+            **{k: e[k] for k in shared if k in e}}  # fmt: skip
+
+
+def with_traps(generated: list[Row]) -> list[Row]:
+    """Generated events plus: other and unknown currencies, repeated transaction ids,
+    goals hit more than once, sessions across local midnight, a paid click without utm."""
+    events = list({e["event_id"]: e for e in reversed(generated)}.values())[::-1]
+    extra: list[Row] = []
+    purchases = [e for e in events if e["event_name"] == "purchase"]
+    for i, p in enumerate(purchases):
+        if i % 6 == 0:
+            p["currency"] = "EUR"
+        elif i % 6 == 1:
+            p["currency"] = "GBP"  # no rate: flagged, kept out of revenue
+        elif i % 6 == 2:
+            p.pop("currency")  # none given: counts as is
+        elif i % 6 == 3:
+            p["transaction_id"] = purchases[i - 3]["transaction_id"]
+        if i % 5 == 4:  # the same purchase sent again by the client
+            extra.append({**_at(p, timedelta(seconds=2), f"resend-{i}", "purchase"),
+                          "value": p["value"], "transaction_id": p["transaction_id"]})  # fmt: skip
+    for i, e in enumerate(e for e in events if e["event_name"] == "sign_up"):
+        if i % 2 == 0:  # counted once per session
+            extra.append(_at(e, timedelta(milliseconds=500), f"signup-again-{i}", "sign_up"))
+    for i, e in enumerate(e for e in events if e["event_name"] == "page_view"):
+        if i % 4 == 0:  # counted per event
+            extra.append(_at(e, timedelta(milliseconds=200), f"download-a-{i}", "download"))
+            extra.append(_at(e, timedelta(milliseconds=400), f"download-b-{i}", "download"))
+
+    at = datetime.fromisoformat
+    extra += [
+        # 23:59:40 to 00:00:20 New York time (EDT): dated October 31st.
+        event("mid-a1", "page_view", at("2026-11-01T03:59:40+00:00"), "midnight-a"),
+        event("mid-a2", "page_view", at("2026-11-01T04:00:20+00:00"), "midnight-a"),
+        # 23:59:50 to 00:00:35 (EST), a purchase after midnight: dated November 1st.
+        event("mid-b1", "page_view", at("2026-11-02T04:59:50+00:00"), "midnight-b",
+              session_id="ga-midnight"),
+        event("mid-b2", "page_view", at("2026-11-02T05:00:30+00:00"), "midnight-b",
+              session_id="ga-midnight"),
+        event("mid-b3", "purchase", at("2026-11-02T05:00:35+00:00"), "midnight-b",
+              session_id="ga-midnight", value=80.0, currency="USD", transaction_id="T-MID"),
+        # Auto-tagged click without utm fields: google / cpc, no campaign.
+        event("gclid-1", "page_view", at("2026-11-01T15:00:00+00:00"), "gclid-visitor",
+              click_id_type="gclid", page_referrer="https://www.google.com/"),
+    ]  # fmt: skip
+    return events + extra
+
+
+def extra_costs() -> list[Row]:
+    return [
+        cost(DAY, "shop.example", "youtube", "cpc", "tv_launch", "300.00"),  # no sessions
+        cost(DAY, "shop.example", "google", "cpc", None, "50.00"),  # NULL campaign matches
+        cost(DAY, "shop.example", "google", "cpc", "brand_search", "40.00", "EUR", "eur_group"),
+        cost(DAY, "blog.example", "newsletter", "email", "weekly_digest", "12.50", "GBP", "x"),
+        cost(DAY, "blog.example", "tiktok", "paid_social", "only_gbp", "20.00", "GBP"),
+    ]
+
+
+def replay_into_lake(settings: Settings) -> None:
+    """Copies of lake rows in other files: a later landing with other values (ignored)
+    and an earlier one (which wins)."""
+    partition = settings.lake_dir / "events" / f"event_date={DAY}"
+    (original,) = partition.glob("import-*.parquet")
+    rows = pq.ParquetFile(original).read()
+    names = rows["event_name"].to_pylist()
+    late = rows.take([i for i, n in enumerate(names) if n == "purchase"][:5])
+    late = late.set_column(
+        late.schema.get_field_index("value"), "value", pa.array([9999.0] * late.num_rows)
+    ).set_column(
+        late.schema.get_field_index("ingested_at"), "ingested_at",
+        pa.array([datetime(2030, 1, 1, tzinfo=UTC)] * late.num_rows, pa.timestamp("us", tz="UTC")),
+    )  # fmt: skip
+    early = rows.take([i for i, n in enumerate(names) if n == "page_view"][:3])
+    early = early.set_column(
+        early.schema.get_field_index("page_url"), "page_url",
+        pa.array(["https://shop.example/replayed"] * early.num_rows),
+    ).set_column(
+        early.schema.get_field_index("ingested_at"), "ingested_at",
+        pa.array([datetime(2026, 11, 3, tzinfo=UTC)] * early.num_rows, pa.timestamp("us", tz="UTC")),
+    )  # fmt: skip
+    pq.write_table(late.cast(lake_arrow_schema()), partition / "replay-late.parquet")
+    pq.write_table(early.cast(lake_arrow_schema()), partition / "replay-early.parquet")
+
+
+@dataclass
+class Generated:
+    settings: Settings
+    costs: list[Row]
+    builds: dict[date, DayBuild]
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory: pytest.TempPathFactory) -> Generated:
+    root = tmp_path_factory.mktemp("generated")
+    settings = make_settings(
+        root / "data", timezone=TIMEZONE, goals=GOALS, goal_counting=GOAL_COUNTING,
+        currency_rates=RATES,
+    )  # fmt: skip
+    config = GeneratorConfig(days=3, start=START, seed=11, events_per_day=1500, sites=SITES)
+    files = write_dataset(config, root / "gen")
+    lines = [json.loads(line) for line in files.events_path.open()]
+    import_events(settings, with_traps(lines), root / "events.jsonl")
+    replay_into_lake(settings)
+    costs = [
+        {**row, "date": date.fromisoformat(row["date"])} for row in generate_costs(config)
+    ] + extra_costs()
+    load_costs(settings, costs)
+    builds = {day: build_day(settings, day) for day in (START, DAY, DAY + timedelta(days=1))}
+    return Generated(settings, costs, builds)
+
+
+# -- tests ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("day", [START, DAY, DAY + timedelta(days=1)])
+def test_daily_tables_equal_an_independent_recomputation_from_the_lake(
+    generated: Generated, day: date
+) -> None:
+    settings = generated.settings
+    expected = recompute(settings, day, generated.costs)
+    build = generated.builds[day]
+
+    sessions = {
+        key: row for (key,), row in rows_by(mart(settings, "sessions", day), "session_id").items()
+    }
+    assert sessions.keys() == expected.sessions.keys()
+    for session_id, want in expected.sessions.items():
+        assert_same(sessions[session_id], {k: v for k, v in want.items() if k != "duration_us"},
+                    session_id)  # fmt: skip
+        # The lake's channel group (per event, at ingestion) agrees with the session's
+        # source / medium / campaign derived at build time.
+        got = sessions[session_id]
+        assert (
+            default_channel_group(got["source"], got["medium"], got["campaign"])
+            == (got["channel_group"])
+        )
+
+    daily = rows_by(mart(settings, "daily_sessions", day), "site_id", "channel_group", "source",
+                    "medium", "campaign", "device_category", "country")  # fmt: skip
+    assert daily.keys() == expected.daily_sessions.keys()
+    for key, want in expected.daily_sessions.items():
+        assert_same(daily[key], want, key)
+
+    per_campaign = rows_by(
+        mart(settings, "daily_cost_per_session", day), "site_id", "source", "medium", "campaign"
+    )
+    assert per_campaign.keys() == expected.cost_per_session.keys()
+    for key, want in expected.cost_per_session.items():
+        assert_same(per_campaign[key], want, key)
+
+    per_site = rows_by(mart(settings, "daily_site_summary", day), "site_id")
+    assert per_site.keys() == expected.site_summary.keys()
+    for key, want in expected.site_summary.items():
+        assert_same(per_site[key], want, key)
+
+    # The marts hold what the warehouse holds.
+    for output in OUTPUTS[:4]:
+        assert build.rows[output.table] == len(mart(settings, output.table, day))
+    assert build.unconverted_values == expected.unconverted_values
+
+
+def test_the_generated_data_exercises_every_trap(generated: Generated) -> None:
+    expected = recompute(generated.settings, DAY, generated.costs)
+    sessions = expected.sessions.values()
+    by_visitor = {s["visitor_id"]: s for s in sessions}
+    assert expected.dropped_purchases >= 2  # repeated transaction ids
+    assert expected.unconverted_values >= 1
+    assert generated.builds[DAY].unconverted_costs == 2
+    # Crossing local midnight: dated by the first event.
+    assert "midnight-a" not in by_visitor
+    assert by_visitor["midnight-b"]["revenue"] == Decimal(80)
+    assert by_visitor["midnight-b"]["session_end"].astimezone(ZoneInfo(TIMEZONE)).date() > DAY
+    assert (by_visitor["gclid-visitor"]["source"], by_visitor["gclid-visitor"]["campaign"]) == (
+        "google",
+        None,
+    )
+    costs = expected.cost_per_session
+    assert costs[("shop.example", "youtube", "cpc", "tv_launch")]["sessions"] == 0
+    assert costs[("shop.example", "google", "cpc", None)]["sessions"] == 1
+    assert costs[("blog.example", "tiktok", "paid_social", "only_gbp")]["cost"] == 0
+    assert any(c["cost"] == 0 and c["sessions"] > 0 for c in costs.values())
+    # A goal counted per session although hit twice, one counted per event.
+    assert any(s["conversion_value"] % Decimal("1.5") != 0 for s in sessions)
+    assert any(s["conversion_value"] >= 3 and s["conversions"] >= 2 for s in sessions)
+
+
+def test_seed_example_cost_per_session(tmp_path: Path) -> None:
+    """$8,000 of cost over 10,000 sessions is $0.80 a session."""
+    settings = make_settings(tmp_path / "data")
+    import_events(
+        settings,
+        (event(f"e{i}", "page_view", T0 + timedelta(seconds=i), f"v{i}") for i in range(10_000)),
+        tmp_path / "events.jsonl",
+    )
+    load_costs(settings, [cost(DAY, "shop.example", "google", "cpc", "brand", "5000.00"),
+                          cost(DAY, "shop.example", "bing", "cpc", "brand", "3000.00")])  # fmt: skip
+
+    build_day(settings, DAY)
+
+    (summary,) = mart(settings, "daily_site_summary")
+    assert (summary["sessions"], summary["cost"]) == (10_000, Decimal(8000))
+    assert summary["cost_per_session"] == pytest.approx(0.80)
+
+
+def test_seed_example_session_value(tmp_path: Path) -> None:
+    """($500 revenue + $200 goal value) over 100 sessions is $7.00 a session."""
+    settings = make_settings(tmp_path / "data", goals={"sign_up": 5.0})
+    events = [event(f"p{i}", "page_view", T0 + timedelta(seconds=i), f"v{i}") for i in range(100)]
+    events += [
+        event(f"buy{i}", "purchase", T0 + timedelta(seconds=i + 1), f"v{i}", value=100.0,
+              currency="USD", transaction_id=f"T{i}")
+        for i in range(5)
+    ] + [
+        event(f"su{i}", "sign_up", T0 + timedelta(seconds=i + 1), f"v{i}") for i in range(60, 100)
+    ]  # fmt: skip
+    import_events(settings, events, tmp_path / "events.jsonl")
+
+    build_day(settings, DAY)
+
+    (summary,) = mart(settings, "daily_site_summary")
+    assert (summary["revenue"], summary["conversion_value"]) == (Decimal(500), Decimal(200))
+    assert (summary["sessions"], summary["conversions"]) == (100, 45)
+    assert summary["session_value"] == pytest.approx(7.00)
+
+
+def test_ratios_are_null_when_their_denominator_is_zero(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path / "data")
+    import_events(
+        settings,
+        [event(f"d{i}", "page_view", T0 + timedelta(minutes=i), f"v{i}") for i in range(3)],
+        tmp_path / "events.jsonl",
+    )
+    load_costs(settings, [cost(DAY, "shop.example", "youtube", "cpc", "launch", "100.00"),
+                          cost(DAY, "blog.example", "google", "cpc", None, "10.00")])  # fmt: skip
+
+    build_day(settings, DAY)
+
+    per_campaign = rows_by(
+        mart(settings, "daily_cost_per_session"), "site_id", "source", "medium", "campaign"
+    )
+    cost_only = per_campaign[("shop.example", "youtube", "cpc", "launch")]
+    assert (cost_only["sessions"], cost_only["cost_per_session"]) == (0, None)
+    assert (cost_only["roas"], cost_only["cost_per_conversion"]) == (0.0, None)
+    no_cost = per_campaign[("shop.example", "(direct)", "(none)", None)]
+    assert (no_cost["sessions"], no_cost["cost"], no_cost["cost_per_session"]) == (3, 0, 0.0)
+    assert (no_cost["roas"], no_cost["cost_per_conversion"]) == (None, None)
+
+    per_site = rows_by(mart(settings, "daily_site_summary"), "site_id")
+    blog = per_site[("blog.example",)]
+    assert (blog["sessions"], blog["cost"]) == (0, Decimal(10))
+    ratios = ("cost_per_session", "session_value", "revenue_per_session", "sessions_per_user",
+              "bounce_rate")  # fmt: skip
+    assert [blog[name] for name in ratios] == [None] * 5
+    shop = per_site[("shop.example",)]
+    assert shop["cost_per_session"] == pytest.approx(100 / 3)
+    assert shop["bounce_rate"] == 1.0
+
+
+def test_a_day_without_events_still_reports_its_costs(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path / "data")
+    load_costs(settings, [cost(DAY, "shop.example", "google", "cpc", "brand", "25.00")])
+
+    build = build_day(settings, DAY)
+
+    assert build.rows["sessions"] == 0
+    (row,) = mart(settings, "daily_cost_per_session")
+    assert (row["cost"], row["sessions"], row["cost_per_session"]) == (Decimal(25), 0, None)
+
+
+def test_engaged_and_bounce_at_their_boundaries(tmp_path: Path, bare: BareRunner) -> None:
+    settings = make_settings(tmp_path / "data", goals={"sign_up": 5.0})
+    ms = timedelta(milliseconds=1)
+    cases = {  # visitor: the events after its landing page view, and whether it engaged
+        "short": ([("scroll", 9_999 * ms)], False),
+        "ten_seconds": ([("scroll", 10_000 * ms)], True),
+        "one_page": ([], False),
+        "two_pages": ([("page_view", 1_000 * ms)], True),
+        "purchase": ([("purchase", 1_000 * ms)], True),
+        "goal": ([("sign_up", 1_000 * ms)], True),
+        "not_a_goal": ([("newsletter_open", 1_000 * ms)], False),
+    }
+    events = []
+    for n, (visitor, (after, _)) in enumerate(cases.items()):
+        start = T0 + timedelta(hours=n)
+        events.append(event(f"{visitor}-0", "page_view", start, visitor))
+        events += [event(f"{visitor}-{i + 1}", name, start + delay, visitor)
+                   for i, (name, delay) in enumerate(after)]  # fmt: skip
+    import_events(settings, events, tmp_path / "events.jsonl")
+
+    sessions = {row["visitor_id"]: row for row in bare(settings).rows("sessions_this_run")}
+
+    assert {v: (s["engaged"], s["bounce"]) for v, s in sessions.items()} == {
+        visitor: (engaged, not engaged) for visitor, (_, engaged) in cases.items()
+    }
+    assert sessions["short"]["duration_s"] == 9.999
+    assert sessions["ten_seconds"]["duration_s"] == 10.0
+
+
+def test_goal_counting_transactions_and_currencies(tmp_path: Path, bare: BareRunner) -> None:
+    settings = make_settings(
+        tmp_path / "data", goals={"sign_up": 5.0, "download": 1.5},
+        goal_counting={"sign_up": "session"}, currency_rates=RATES,
+    )  # fmt: skip
+    s = timedelta(seconds=1)
+    events = [
+        event("g0", "page_view", T0, "goals"),
+        *(event(f"g{i}", "sign_up", T0 + i * s, "goals") for i in (1, 2)),
+        *(event(f"g{i}", "download", T0 + i * s, "goals") for i in (3, 4, 5)),
+        event("t0", "purchase", T0, "first", value=100.0, currency="USD", transaction_id="T1"),
+        event("t1", "purchase", T0 + s, "again", value=100.0, currency="USD", transaction_id="T1"),
+        event("t2", "purchase", T0, "other-site", site="blog.example", value=30.0,
+              currency="USD", transaction_id="T1"),
+        event("c0", "purchase", T0, "euro", value=10.0, currency="EUR", transaction_id="E"),
+        event("c1", "purchase", T0, "pound", value=10.0, currency="GBP", transaction_id="P"),
+        event("c2", "purchase", T0, "none", value=7.0, transaction_id="N"),
+    ]  # fmt: skip
+    import_events(settings, events, tmp_path / "events.jsonl")
+
+    run = bare(settings)
+    sessions = {row["visitor_id"]: row for row in run.rows("sessions_this_run")}
+
+    def measures(visitor: str) -> tuple[Any, ...]:
+        row = sessions[visitor]
+        return row["conversions"], row["revenue"], row["conversion_value"]
+
+    assert measures("goals") == (1 + 3, 0, Decimal("9.5"))
+    assert measures("first") == (1, 100, 0)
+    assert measures("again") == (0, 0, 0)  # T1 was already counted today
+    assert measures("other-site") == (1, 30, 0)  # transaction ids are per site
+    assert measures("euro") == (1, Decimal("12.5"), 0)
+    assert measures("pound") == (1, 0, 0)  # a conversion, but its amount is unknown
+    assert measures("none") == (1, 7, 0)
+    flagged = [row["event_id"] for row in run.rows("stg_events") if row["unconverted"]]
+    assert flagged == ["c1"]
+
+
+def test_monthly_sessions_per_user_counts_stable_ids_only(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path / "data")
+    next_day = T0 + timedelta(days=1)
+    import_events(settings, [
+        event("a1", "page_view", T0, "ga4", session_id="s1"),
+        event("a2", "page_view", next_day, "ga4", session_id="s2"),
+        event("u1", "page_view", T0, "logged-in", user_id="u-hash"),
+        event("c1", "page_view", T0, "cookie-free-1"),
+        event("c2", "page_view", next_day, "cookie-free-2"),
+    ], tmp_path / "events.jsonl")  # fmt: skip
+
+    build_day(settings, DAY)
+    assert warehouse_rows(settings, "monthly_sessions_per_user") == [
+        ("2026-11", "shop.example", 2, 2, 1.0)
+    ]
+    build_day(settings, DAY + timedelta(days=1))
+    assert warehouse_rows(settings, "monthly_sessions_per_user") == [
+        ("2026-11", "shop.example", 3, 2, 1.5)
+    ]
+    # `sessionflow query` reads the marts, partition keys included, as the same rows.
+    published = run_query(settings.marts_dir, "SELECT * FROM monthly_sessions_per_user")
+    assert published.rows == warehouse_rows(settings, "monthly_sessions_per_user")
+
+
+def test_rebuilding_a_date_replaces_exactly_that_date(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path / "data", goals={"sign_up": 5.0}, currency_rates=RATES)
+    config = GeneratorConfig(days=2, start=DAY, seed=5, events_per_day=600, sites=SITES)
+    files = write_dataset(config, tmp_path / "gen")
+    import_file(settings, files.events_path, lambda _: None)
+    load_costs(settings, [{**r, "date": date.fromisoformat(r["date"])}
+                          for r in generate_costs(config)])  # fmt: skip
+    tables = [output.table for output in OUTPUTS] + ["session_identity"]
+
+    def snapshot() -> tuple[dict[str, list[tuple[Any, ...]]], dict[Path, bytes]]:
+        marts = sorted(settings.marts_dir.rglob("*.parquet"))
+        return (
+            {table: warehouse_rows(settings, table) for table in tables},
+            {path: path.read_bytes() for path in marts},
+        )
+
+    first = build_day(settings, DAY)
+    build_day(settings, DAY + timedelta(days=1))
+    before = snapshot()
+    again = build_day(settings, DAY)
+
+    assert again == first
+    assert snapshot() == before
+    assert all(before[0][table] for table in tables)
+    assert not list(settings.marts_dir.rglob("*.tmp"))
+
+
+def test_models_have_exactly_the_designed_columns_and_the_warehouse_types(
+    tmp_path: Path, bare: BareRunner
+) -> None:
+    settings = make_settings(tmp_path / "data")
+    import_events(settings, [event("e", "page_view", T0, "v")], tmp_path / "events.jsonl")
+    run = bare(settings)
+    # The monthly model reads the warehouse tables: fill them as a build does.
+    store_day(run.con, {"run_date": DAY})
+    for output in OUTPUTS:
+        stage, table = run.con.table(output.stage), run.con.table(output.table)
+        assert stage.columns == DESIGN_COLUMNS[output.table].split(), output.table
+        assert stage.types == table.types, output.table
