@@ -1,67 +1,86 @@
-"""Prefect flows: one day's aggregation, and a backfill over a range of days.
+"""Prefect flows: the daily run, a backfill over a range of days, and rebuilding days.
 
-Each day is built atomically and idempotently by pipeline.warehouse.build_day (its rows
-are replaced in one transaction, its marts file by file), then checked. Backfill days are
-independent, so they run in parallel on a bounded thread pool (DuckDB serialises the
-short commits); a day whose marts are all published is complete and is skipped unless
-`force`, so a killed backfill resumes where it stopped.
+Which days to build is decided by the build manifest (pipeline.warehouse.manifest): a
+day is built when its inputs (lake, costs, configuration, models) differ from what it
+was built from. Each day is built atomically and idempotently by
+pipeline.warehouse.build.build_day (rows replaced in one transaction, marts file by file,
+then the manifest row), then checked. Backfill days are independent and run in parallel
+on a bounded thread pool; a killed backfill resumes with exactly the days that are not
+up to date. One flow writes the warehouse at a time (pipeline.warehouse.lock).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import date, timedelta
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
+import duckdb
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from flows.quality import Check, as_markdown, check_day
+from flows.quality import Check, as_markdown, check_day, outside_lookback_check
 from pipeline.config import Settings, load_settings
 from pipeline.lake.compaction import compact_date
 from pipeline.lake.paths import build_windows
 from pipeline.lake.store import Lake
-from pipeline.warehouse.build import build_day
-from pipeline.warehouse.publish import OUTPUTS
+from pipeline.warehouse.build import build_day, ensure_tables
+from pipeline.warehouse.lock import warehouse_lock
+from pipeline.warehouse.manifest import NOT_BUILT, DayState, plan_daily, plan_days
 
 
 @dataclass(frozen=True)
 class DayOutcome:
     day: date
-    rows: dict[str, int]
-    checks: list[Check]
-    skipped: bool = False
+    reason: str  # why it was built, or "up to date"
+    rows: dict[str, int] = field(default_factory=dict)
+    checks: list[Check] = field(default_factory=list)
+    built: bool = False
 
     def lines(self) -> list[str]:
-        if self.skipped:
-            return [f"{self.day}: already built (use --force to rebuild)"]
+        if not self.built:
+            return [f"{self.day}: {self.reason}"]
         counts = ", ".join(f"{table} {n}" for table, n in sorted(self.rows.items()))
-        head = f"{self.day}: built ({counts})"
         return [
-            head,
+            f"{self.day}: {self.reason}: built ({counts})",
             *(f"  [{'ok' if c.ok else 'FAIL'}] {c.name}: {c.detail}" for c in self.checks),
         ]
 
 
-def is_complete(settings: Settings, day: date) -> bool:
-    """Marts are published after the warehouse commit: all present means the day is done."""
-    return all(output.mart_path(settings.marts_dir, day).exists() for output in OUTPUTS)
+@dataclass(frozen=True)
+class RunReport:
+    days: list[DayOutcome]
+    checks: list[Check] = field(default_factory=list)  # about the run, not one day
+
+    def lines(self) -> list[str]:
+        run_checks = [f"[{'ok' if c.ok else 'FAIL'}] {c.name}: {c.detail}" for c in self.checks]
+        return [line for outcome in self.days for line in outcome.lines()] + run_checks
+
+    @property
+    def ok(self) -> bool:
+        return all(c.ok for c in self.checks) and all(
+            c.ok for outcome in self.days for c in outcome.checks
+        )
 
 
 @task(task_run_name="compact the lake")
 def compact_lake(days: list[date], config_path: str | None) -> int:
-    """Merge small lake files of the days a build reads. Runs once, before any build, so
-    no build reads a file that a compaction is deleting."""
+    """Merge small lake files of the days a build reads. Runs before planning (it renames
+    files) and before any build, so no build reads a file that a compaction deletes."""
     settings = load_settings(config_path)
     lake = Lake(settings.lake_dir, settings.timezone)
-    wanted = build_windows(days)
-    results = [compact_date(lake, d.isoformat(), settings.consumer_state_dir) for d in wanted]
+    results = [
+        compact_date(lake, d.isoformat(), settings.consumer_state_dir) for d in build_windows(days)
+    ]
     return sum(result.sources for result in results)
 
 
 @task(retries=2, retry_delay_seconds=2, task_run_name="build {day}")
-def build_and_check(day: date, config_path: str | None) -> DayOutcome:
+def build_and_check(day: date, reason: str, config_path: str | None) -> DayOutcome:
     settings = load_settings(config_path)
     built = build_day(settings, day)
     checks = check_day(settings, day, built.rows)
@@ -70,16 +89,27 @@ def build_and_check(day: date, config_path: str | None) -> DayOutcome:
         markdown=as_markdown(day, checks),
         description=f"sessionflow data quality for {day}",
     )
-    return DayOutcome(day, built.rows, checks)
+    return DayOutcome(day, reason, built.rows, checks, built=True)
 
 
 @flow(name="sessionflow-daily", log_prints=True)
-def daily_aggregation(day: date, config_path: str | None = None) -> DayOutcome:
-    compact_lake([day], config_path)
-    outcome: DayOutcome = build_and_check(day, config_path)
-    for line in outcome.lines():
+def daily_aggregation(
+    day: date | None = None, config_path: str | None = None, force: bool = False
+) -> RunReport:
+    """`day` (default: yesterday in the property time zone) unless up to date, the
+    look-back days whose inputs changed, and every day whose costs changed."""
+    settings = load_settings(config_path)
+    target = day or yesterday(settings)
+    with _holding_warehouse(settings, f"run daily {target}"):
+        lookback = [target - timedelta(days=n) for n in range(settings.flows.lookback_days + 1)]
+        compact_lake(lookback, config_path)
+        with _warehouse(settings) as con:
+            plan = plan_daily(settings, con, target, force=force)
+        outcomes = _build(plan.days, config_path)
+    report = RunReport(outcomes, [outside_lookback_check(plan.outside_lookback)])
+    for line in report.lines():
         get_run_logger().info(line)
-    return outcome
+    return report
 
 
 # Prefect's task-runner generics do not line up under mypy --strict; the runner is right.
@@ -90,23 +120,31 @@ _DEFAULT_RUNNER: Any = ThreadPoolTaskRunner(max_workers=2)
 def backfill(
     start: date, end: date, force: bool = False, config_path: str | None = None
 ) -> list[DayOutcome]:
-    logger = get_run_logger()
+    """Every day of the range that is not up to date (all of them when `force`)."""
     settings = load_settings(config_path)
     days = [start + timedelta(days=n) for n in range((end - start).days + 1)]
-    skipped = [
-        DayOutcome(d, {}, [], skipped=True) for d in days if not force and is_complete(settings, d)
-    ]
-    todo = [d for d in days if force or not is_complete(settings, d)]
-    logger.info(
-        "backfill %s..%s: %d days to build, %d already built", start, end, len(todo), len(skipped)
-    )
-    compact_lake(todo, config_path)
-    futures = {day: build_and_check.submit(day, config_path) for day in todo}
-    outcomes = list(skipped)
-    for done, (day, future) in enumerate(futures.items(), start=1):
-        outcomes.append(future.result())
-        logger.info("progress: %d/%d days built (%s)", done, len(todo), day)
-    return sorted(outcomes, key=lambda outcome: outcome.day)
+    with _holding_warehouse(settings, f"backfill {start}..{end}"):
+        compact_lake(days, config_path)
+        with _warehouse(settings) as con:
+            states = plan_days(settings, con, days, force=force)
+        stale = sum(state.stale for state in states)
+        get_run_logger().info(
+            "backfill %s..%s: %d days to build, %d up to date",
+            start, end, stale, len(states) - stale,
+        )  # fmt: skip
+        return _build(states, config_path)
+
+
+@flow(name="sessionflow-rebuild")
+def rebuild_days(days: list[date], config_path: str | None = None) -> list[DayOutcome]:
+    """Rebuild those of `days` that were built and are stale now (e.g. the days a cost
+    load touched); days never built are left to `run daily` or `backfill`."""
+    settings = load_settings(config_path)
+    with _holding_warehouse(settings, f"rebuild {len(days)} days"):
+        with _warehouse(settings) as con:
+            states = plan_days(settings, con, days, force=False)
+        built_before = [state for state in states if NOT_BUILT not in state.reasons]
+        return _build(built_before, config_path)
 
 
 def run_backfill(
@@ -117,3 +155,39 @@ def run_backfill(
         start, end, force, config_path
     )
     return result
+
+
+def yesterday(settings: Settings) -> date:
+    return datetime.now(ZoneInfo(settings.timezone)).date() - timedelta(days=1)
+
+
+def _build(states: list[DayState], config_path: str | None) -> list[DayOutcome]:
+    """Build the stale days on the flow's task runner; report every day in date order."""
+    logger = get_run_logger()
+    futures = {
+        state.day: build_and_check.submit(state.day, state.reason(), config_path)
+        for state in states
+        if state.stale
+    }
+    outcomes = [DayOutcome(s.day, s.reason()) for s in states if not s.stale]
+    for done, (day, future) in enumerate(futures.items(), start=1):
+        outcomes.append(future.result())
+        logger.info("progress: %d/%d days built (%s)", done, len(futures), day)
+    return sorted(outcomes, key=lambda outcome: outcome.day)
+
+
+@contextmanager
+def _holding_warehouse(settings: Settings, holder: str) -> Iterator[None]:
+    logger = get_run_logger()
+    with warehouse_lock(
+        settings.data_dir, holder, wait_seconds=settings.flows.lock_wait_seconds, say=logger.info
+    ):
+        yield
+
+
+@contextmanager
+def _warehouse(settings: Settings) -> Iterator[duckdb.DuckDBPyConnection]:
+    settings.warehouse_path.parent.mkdir(parents=True, exist_ok=True)
+    with duckdb.connect(str(settings.warehouse_path)) as con:
+        ensure_tables(con)
+        yield con

@@ -1,30 +1,28 @@
 """`sessionflow serve`: the scheduled deployments, served against a Prefect server.
 
-The daily deployment aggregates *yesterday* (property time zone) on `flows.daily_cron`.
+The daily deployment runs `run daily` for *yesterday* (property time zone) on
+`flows.daily_cron`: yesterday, the look-back days whose inputs changed, cost changes.
 A Prefect server must be reachable at PREFECT_API_URL; infra/prefect/ starts one locally.
 """
 
 from __future__ import annotations
 
 import os
-from datetime import datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from prefect import flow, serve
 
 from flows.costs import cost_loading
-from flows.daily import DayOutcome, daily_aggregation
-from pipeline.config import Settings, load_settings
+from flows.daily import RunReport, daily_aggregation
+from pipeline.config import Settings
 from pipeline.errors import SessionflowError
 
 
 @flow(name="sessionflow-scheduled-daily")
-def scheduled_daily(config_path: str | None = None) -> DayOutcome:
-    settings = load_settings(config_path)
-    yesterday = datetime.now(ZoneInfo(settings.timezone)).date() - timedelta(days=1)
-    outcome: DayOutcome = daily_aggregation(yesterday, config_path)
-    return outcome
+def scheduled_daily(config_path: str | None = None) -> RunReport:
+    """Yesterday (property time zone), plus the look-back days and cost changes."""
+    report: RunReport = daily_aggregation(None, config_path)
+    return report
 
 
 def build_deployments(settings: Settings, config_path: str | None) -> list[Any]:

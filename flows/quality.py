@@ -53,6 +53,20 @@ def _freshness(lake_dir: Path) -> Check:
     )
 
 
+def outside_lookback_check(days: list[date]) -> Check:
+    """Built days older than the daily look-back whose lake partitions changed since: the
+    daily run leaves them alone; this names them and the backfill that would include them."""
+    if not days:
+        return Check("late events outside the look-back", True, "none")
+    shown = ", ".join(day.isoformat() for day in days[:10]) + (" ..." if len(days) > 10 else "")
+    return Check(
+        "late events outside the look-back",
+        False,
+        f"{len(days)} built days have new lake files and were not rebuilt ({shown}); "
+        f"include them with: sessionflow backfill --start {days[0]} --end {days[-1]}",
+    )
+
+
 def as_markdown(day: date, checks: list[Check]) -> str:
     lines = [
         f"# Data quality for {day.isoformat()}",

@@ -345,24 +345,33 @@ def run() -> None:
 
 
 @run.command("daily")
-@click.option("--date", "day", required=True, type=click.DateTime(formats=["%Y-%m-%d"]))
+@click.option(
+    "--date",
+    "day",
+    default=None,
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    help="The target day [default: yesterday, property time zone].",
+)
+@click.option("--force", is_flag=True, help="Rebuild the target day even if up to date.")
 @click.pass_context
-def run_daily(ctx: click.Context, day: datetime) -> None:
-    """Build one day's tables and marts (atomic, idempotent), then check them."""
+def run_daily(ctx: click.Context, day: datetime | None, force: bool) -> None:
+    """Build the target day unless up to date, the look-back days whose inputs changed
+    (flows.lookback_days), and every built day whose costs changed; each day is printed
+    with its reason. Atomic and idempotent; quality checks follow each build."""
     from flows.daily import daily_aggregation
 
     _settings(ctx)  # a bad config fails here, on one line, before Prefect starts
-    outcome = daily_aggregation(day.date(), _config_path(ctx))
-    for line in outcome.lines():
+    report = daily_aggregation(day.date() if day else None, _config_path(ctx), force)
+    for line in report.lines():
         click.echo(line)
-    if not all(check.ok for check in outcome.checks):
+    if not report.ok:
         ctx.exit(EXIT_PARTIAL)
 
 
 @cli.command()
 @click.option("--start", required=True, type=click.DateTime(formats=["%Y-%m-%d"]))
 @click.option("--end", required=True, type=click.DateTime(formats=["%Y-%m-%d"]))
-@click.option("--force", is_flag=True, help="Rebuild days that are already built.")
+@click.option("--force", is_flag=True, help="Rebuild days that are up to date too.")
 @click.option(
     "--parallel", default=None, type=click.IntRange(1, 16), help="[flows.backfill_parallel]"
 )
@@ -370,7 +379,8 @@ def run_daily(ctx: click.Context, day: datetime) -> None:
 def backfill(
     ctx: click.Context, start: datetime, end: datetime, force: bool, parallel: int | None
 ) -> None:
-    """Build a range of days as one Prefect flow: parallel, retried, resumable."""
+    """Build the days of a range that are not up to date, as one Prefect flow: parallel,
+    retried, resumable (a killed backfill, run again, builds exactly what is left)."""
     from flows.daily import run_backfill
 
     if end < start:
@@ -432,22 +442,31 @@ def costs() -> None:
 
 @costs.command("load")
 @click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--flow", "as_flow", is_flag=True, help="Run it as a Prefect flow run.")
+@click.option("--flow", "as_flow", is_flag=True, help="Run it as a Prefect flow run (rebuilds).")
+@click.option("--rebuild", is_flag=True, help="Rebuild the built days it touched, at once.")
 @click.pass_context
-def costs_load(ctx: click.Context, path: Path, as_flow: bool) -> None:
+def costs_load(ctx: click.Context, path: Path, as_flow: bool, rebuild: bool) -> None:
     """Load a CSV or Parquet cost file. Dates already loaded are replaced per site, source
     and medium, atomically; if any row is bad, every bad row is listed with its line
-    number and nothing is loaded."""
+    number and nothing is loaded. The built days it touches become stale: the next
+    `run daily` rebuilds them (or --rebuild, now)."""
     from pipeline.warehouse.costs import CostLoadError, load_costs
+    from pipeline.warehouse.lock import warehouse_lock
 
+    settings = _settings(ctx)
     if as_flow:
         from flows.costs import cost_loading
 
-        _settings(ctx)
         click.echo(cost_loading(str(path), _config_path(ctx)))
         return
     try:
-        loaded = load_costs(_settings(ctx), path)
+        with warehouse_lock(
+            settings.data_dir,
+            f"costs load {path}",
+            wait_seconds=settings.flows.lock_wait_seconds,
+            say=click.echo,
+        ):
+            loaded = load_costs(settings, path)
     except CostLoadError as failure:
         for error in failure.errors[:MAX_LISTED_COST_ERRORS]:
             click.echo(error.line(), err=True)
@@ -455,6 +474,43 @@ def costs_load(ctx: click.Context, path: Path, as_flow: bool) -> None:
             click.echo(f"... and {len(failure.errors) - MAX_LISTED_COST_ERRORS} more", err=True)
         raise
     click.echo(loaded.line())
+    if not loaded.dates:
+        return
+    if rebuild:
+        from flows.daily import rebuild_days
+
+        for outcome in rebuild_days(list(loaded.dates), _config_path(ctx)):
+            for line in outcome.lines():
+                click.echo(line)
+    else:
+        click.echo(
+            f"{len(loaded.dates)} days' costs changed ({loaded.dates[0]}..{loaded.dates[-1]}); "
+            "the next `sessionflow run daily` rebuilds the built ones (or load with --rebuild)"
+        )
+
+
+@cli.command()
+@click.pass_context
+def status(ctx: click.Context) -> None:
+    """Per site: the newest event in the lake, consumer lag; days built, stale ones and
+    why; the loaded costs' date range."""
+    from pipeline.kafka.lag import consumer_lag
+    from pipeline.lake.paths import LakeLayout
+    from pipeline.lake.store import newest_events
+    from pipeline.warehouse.status import warehouse_status
+
+    settings = _settings(ctx)
+    newest = newest_events(LakeLayout(settings.lake_dir))
+    for site, (latest, count) in newest.items():
+        click.echo(f"lake {site}: {count} events, newest {latest.isoformat()}")
+    if not newest:
+        click.echo(f"lake: no events yet ({settings.lake_dir})")
+    lag = consumer_lag(settings)
+    click.echo(
+        f"consumer lag: {lag} records" if lag is not None else "consumer lag: no broker answered"
+    )
+    for line in warehouse_status(settings).lines():
+        click.echo(line)
 
 
 # -- demo ------------------------------------------------------------------------------

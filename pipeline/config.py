@@ -38,7 +38,9 @@ from pipeline.errors import ConfigError
 CONFIG_ENV = "SESSIONFLOW_CONFIG"
 ENV_PREFIX = "SESSIONFLOW_"
 # Environment variables with the prefix that are not config keys.
-_NON_KEY_ENV = frozenset({CONFIG_ENV})
+# Tests' fault hook (pipeline.warehouse.faults): a variable, but no setting.
+FAULT_ENV = "SESSIONFLOW_FAULT"
+_NON_KEY_ENV = frozenset({CONFIG_ENV, FAULT_ENV})
 
 # GA4 allows a session timeout from 1 minute to 7 hours 55 minutes.
 MIN_TIMEOUT_MINUTES = 1
@@ -140,6 +142,11 @@ class FlowSettings(_Section):
     # `sessionflow serve`: when the daily aggregation of yesterday runs (property time zone).
     daily_cron: str = "30 2 * * *"
     backfill_parallel: int = Field(2, ge=1, le=16)
+    # `run daily` also rebuilds the days this far before its target whose inputs changed
+    # (GA4 keeps updating a day for 72 h; back-dated hits and late costs land there).
+    lookback_days: int = Field(3, ge=0, le=366)
+    # A build (or cost load) started while another holds the warehouse waits this long.
+    lock_wait_seconds: float = Field(3600.0, ge=0)
 
     @field_validator("daily_cron")
     @classmethod

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -111,3 +112,16 @@ def write_parquet_atomically(table: pa.Table, path: Path) -> None:
 def remove_files(paths: Iterable[Path]) -> None:
     for path in paths:
         path.unlink(missing_ok=True)
+
+
+def newest_events(layout: LakeLayout) -> dict[str, tuple[datetime, int]]:
+    """Per site: the newest event time in the lake and how many events it holds."""
+    files = [str(path) for path in layout.event_files()]
+    if not files:
+        return {}
+    rows = duckdb.execute(
+        "SELECT site_id, max(event_ts), count(*) FROM read_parquet(?::VARCHAR[]) "
+        "GROUP BY site_id ORDER BY site_id",
+        [files],
+    ).fetchall()
+    return {site: (newest, count) for site, newest, count in rows}

@@ -28,6 +28,8 @@ from pipeline.errors import SessionflowError
 from pipeline.events.schema import lake_arrow_schema
 from pipeline.lake.paths import LakeLayout
 from pipeline.lake.reattribution import needs_reattribution
+from pipeline.warehouse.faults import fault_point
+from pipeline.warehouse.manifest import Fingerprinter, record
 from pipeline.warehouse.models import (
     DAY_MODELS,
     MONTH_MODELS,
@@ -38,7 +40,9 @@ from pipeline.warehouse.models import (
 from pipeline.warehouse.publish import DAY_OUTPUTS, MONTH_OUTPUTS, publish_marts, replace_period
 
 MONEY = pa.decimal128(18, 4)
-_PUBLISH_LOCK = threading.Lock()
+# Serialises this process's writes to the warehouse's catalog and its commits; other
+# processes are kept out by pipeline.warehouse.lock.
+_WRITE_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -51,23 +55,27 @@ class DayBuild:
 
 
 def build_day(settings: Settings, day: date) -> DayBuild:
-    """Build `day` from the lake and marketing_costs, replace its rows in the warehouse
-    and publish its marts. Running it again for the same inputs gives the same rows."""
+    """Build `day` from the lake and marketing_costs, replace its rows in the warehouse,
+    publish its marts, then record what it was built from in the build manifest. Running
+    it again for the same inputs gives the same rows."""
     settings.warehouse_path.parent.mkdir(parents=True, exist_ok=True)
     with (
         duckdb.connect(str(settings.warehouse_path)) as con,
         tempfile.TemporaryDirectory(prefix="sessionflow-build-") as scratch,
     ):
         prepare_connection(con, settings)
-        lake_files = _attributed(LakeLayout(settings.lake_dir).files_for_build(day), day) or [
-            _empty_lake_file(Path(scratch), day)
-        ]
-        params = model_parameters(settings, day, lake_files)
+        lake_files = _attributed(LakeLayout(settings.lake_dir).files_for_build(day), day)
+        # Taken before the models read anything: what arrives meanwhile makes the day
+        # stale again instead of being recorded as read.
+        fingerprint = Fingerprinter(settings, con).current(day, lake_files)
+        params = model_parameters(
+            settings, day, lake_files or [_empty_lake_file(Path(scratch), day)]
+        )
         run_day_models(con, params)
 
         # Commit and publish one build at a time: days compute in parallel, but the
         # month-to-date row and its mart must reflect every commit before them.
-        with _PUBLISH_LOCK:
+        with _WRITE_LOCK:
             con.begin()
             try:
                 store_day(con, params)
@@ -75,7 +83,12 @@ def build_day(settings: Settings, day: date) -> DayBuild:
             except BaseException:
                 con.rollback()
                 raise
+            fault_point("after_commit")
             rows, marts = publish_marts(con, settings.marts_dir, day)
+            fault_point("after_marts")
+            # Only now: a kill before this line leaves the day stale, not falsely built.
+            record(con, settings, day, fingerprint)
+            fault_point("after_manifest")
         stats = query_sql_model(con, "checks/build_stats", params).to_pylist()[0]
     return DayBuild(
         day=day,
@@ -101,10 +114,17 @@ def store_day(con: duckdb.DuckDBPyConnection, params: Mapping[str, Any]) -> None
 def prepare_connection(con: duckdb.DuckDBPyConnection, settings: Settings) -> None:
     """Connection settings, the warehouse tables (created when missing) and the config
     tables the models read: goals(name, value, counting), currency_rates(currency, rate)."""
-    for name in SETUP_MODELS:
-        run_sql_model(con, name)
+    ensure_tables(con)
     con.register("goals", goals_table(settings))
     con.register("currency_rates", currency_rates_table(settings))
+
+
+def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """Connection settings and the warehouse's tables, created when missing. One thread
+    at a time: concurrent CREATEs of the same table conflict in DuckDB's catalog."""
+    with _WRITE_LOCK:
+        for name in SETUP_MODELS:
+            run_sql_model(con, name)
 
 
 def model_parameters(settings: Settings, day: date, lake_files: Sequence[Path]) -> dict[str, Any]:

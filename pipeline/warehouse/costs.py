@@ -101,6 +101,7 @@ class CostLoad:
     # Currencies in the file that are neither the reporting currency nor in
     # currency_rates: their costs will be flagged and kept out of the sums.
     unconverted_currencies: tuple[str, ...] = ()
+    dates: tuple[date, ...] = ()  # every date the load touched: those days are now stale
 
     def line(self) -> str:
         if self.rows_loaded == 0:
@@ -138,6 +139,7 @@ def load_costs(settings: Settings, path: Path) -> CostLoad:
         groups_replaced=groups_replaced,
         rows_deleted=rows_deleted,
         unconverted_currencies=tuple(unconverted),
+        dates=tuple(sorted(set(dates))),
     )
 
 

@@ -24,7 +24,12 @@ import pyarrow as pa
 SQL_DIR = Path(__file__).parent / "sql"
 
 # Connection settings and the warehouse's tables, created when missing.
-SETUP_MODELS = ("publish/connection", "publish/marketing_costs", "publish/warehouse_tables")
+SETUP_MODELS = (
+    "publish/connection",
+    "publish/marketing_costs",
+    "publish/warehouse_tables",
+    "publish/build_manifest",
+)
 # One day's models, each a TEMP table built from the ones before it (dbt-snowplow-web
 # style: events -> sessions -> daily tables).
 DAY_MODELS = (

@@ -49,7 +49,8 @@ def test_seed_examples_resumption_and_idempotence(tmp_path: Path) -> None:
 
     built = run_cli(env, "backfill", "--start", "2026-11-01", "--end", "2026-11-02")
     assert built.returncode in (0, 4), built.stderr  # 4: a quality check flagged something
-    assert "2026-11-01: built" in built.stdout and "2026-11-02: built" in built.stdout
+    assert "2026-11-01: not built yet: built" in built.stdout
+    assert "2026-11-02: not built yet: built" in built.stdout
 
     summary = run_cli(env, "query", "--format", "json",
                       "SELECT date, sessions, cost, cost_per_session, revenue, conversion_value, "
@@ -68,9 +69,9 @@ def test_seed_examples_resumption_and_idempotence(tmp_path: Path) -> None:
         env, "query", "--format", "json", "SELECT * FROM sessions ORDER BY session_id"
     ).stdout
     resumed = run_cli(env, "backfill", "--start", "2026-11-01", "--end", "2026-11-02")
-    assert resumed.stdout.count("already built") == 2
-    again = run_cli(env, "run", "daily", "--date", "2026-11-02")
-    assert "2026-11-02: built" in again.stdout, again.stderr
+    assert resumed.stdout.count(": up to date") == 2
+    again = run_cli(env, "run", "daily", "--date", "2026-11-02", "--force")
+    assert "2026-11-02: forced: built" in again.stdout, again.stderr
     after = run_cli(
         env, "query", "--format", "json", "SELECT * FROM sessions ORDER BY session_id"
     ).stdout

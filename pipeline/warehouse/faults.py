@@ -1,0 +1,32 @@
+"""Named points in a build where a test can kill the process, deterministically.
+
+Set SESSIONFLOW_FAULT=<point>:<n> (for example `after_marts:2`) and the process SIGKILLs
+itself the n-th time any build passes that point. Tests use it to land a kill exactly
+between a commit and its marts, or between the marts and the manifest, instead of racing
+a timer. Unset (always, outside tests) it does nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+
+from pipeline.config import FAULT_ENV
+
+POINTS = ("after_commit", "after_marts", "after_manifest")
+_passed: dict[str, int] = {}
+_lock = threading.Lock()
+
+
+def fault_point(name: str) -> None:
+    wanted = os.environ.get(FAULT_ENV)
+    if not wanted:
+        return
+    point, _, count = wanted.partition(":")
+    if point != name:
+        return
+    with _lock:
+        _passed[name] = _passed.get(name, 0) + 1
+        if _passed[name] == int(count or "1"):
+            os.kill(os.getpid(), signal.SIGKILL)

@@ -1,0 +1,85 @@
+"""One writer of the warehouse at a time, across processes.
+
+A `run daily` started during a `backfill` (or a cost load during either) waits for the
+lock, up to `flows.lock_wait_seconds`, saying whom it waits for; then it stops with one
+line. Neither ever publishes a partial or mixed day. The lock is an advisory `flock` on
+`<data_dir>/warehouse.lock`, released by the kernel when its holder dies, even by SIGKILL.
+Re-entrant within a process (a cost load that rebuilds the days it touched).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from pipeline.errors import SessionflowError
+
+_POLL_SECONDS = 0.5
+_process_depth = 0
+_process_lock = threading.Lock()
+
+
+class WarehouseBusy(SessionflowError):
+    pass
+
+
+@contextmanager
+def warehouse_lock(
+    data_dir: Path, holder: str, *, wait_seconds: float, say: Callable[[str], None]
+) -> Iterator[None]:
+    """Hold the warehouse for `holder` (e.g. "backfill 2026-11-01..2026-11-30")."""
+    global _process_depth
+    with _process_lock:
+        if _process_depth:
+            _process_depth += 1
+            reentered = True
+        else:
+            reentered = False
+    if reentered:
+        try:
+            yield
+        finally:
+            with _process_lock:
+                _process_depth -= 1
+        return
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path = data_dir / "warehouse.lock"
+    with path.open("a+") as handle:
+        _acquire(handle.fileno(), path, wait_seconds, say)
+        try:
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"pid {os.getpid()}: {holder}\n")
+            handle.flush()
+            with _process_lock:
+                _process_depth = 1
+            yield
+        finally:
+            with _process_lock:
+                _process_depth = 0
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def _acquire(fd: int, path: Path, wait_seconds: float, say: Callable[[str], None]) -> None:
+    deadline = time.monotonic() + wait_seconds
+    announced = False
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            holder = path.read_text().strip() or "another process"
+            if time.monotonic() >= deadline:
+                raise WarehouseBusy(
+                    f"the warehouse is busy ({holder}); waited {wait_seconds:g} s "
+                    "(flows.lock_wait_seconds): try again when it finishes"
+                ) from None
+            if not announced:
+                say(f"waiting for the warehouse ({holder})")
+                announced = True
+            time.sleep(_POLL_SECONDS)  # polling a lock another process holds

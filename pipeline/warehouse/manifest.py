@@ -1,0 +1,293 @@
+"""The build manifest: what each built day was built from, and which days are stale.
+
+Snowplow's incremental manifest, dbt-ga4's re-processing of the last days. For every
+built day, `build_manifest` holds the fingerprint of everything that determines its rows:
+
+    lake     what its window of lake partitions holds: per partition, the rows, the newest
+             ingestion and the attribution rules, from the Parquet footers. Compaction
+             (which renames files but keeps rows) leaves it unchanged; new or replayed
+             events and re-attribution change it.
+    costs    the day's marketing_costs rows: how many, their total, the newest load stamp
+    config   the settings the build applies: time zone, currency, goals and their
+             counting, currency rates, the build window
+    models   the SQL models' text
+
+A day is up to date when its recorded fingerprint equals the current one. The row is
+written only after the day's rows and marts are published, so a kill in between leaves
+the day stale, never falsely up to date.
+
+The settings the consumer applies at ingestion (session timeout, lateness, splits) are
+recorded too, but are not part of the fingerprint: a build cannot re-apply them.
+`ingestion_drift` reports when they changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow.parquet as pq
+
+from pipeline.config import Settings
+from pipeline.lake.paths import BUILD_WINDOW, LakeLayout
+from pipeline.warehouse.models import SQL_DIR, query_sql_model, run_sql_model
+
+# What changed, in the order a day's reason is reported.
+NOT_BUILT = "not built yet"
+LAKE_CHANGED = "new lake files"
+COSTS_CHANGED = "costs changed"
+CONFIG_CHANGED = "configuration changed"
+MODELS_CHANGED = "models changed"
+UP_TO_DATE = "up to date"
+FORCED = "forced"
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    lake: str
+    costs: str
+    config: str
+    models: str
+
+    def reasons_against(self, recorded: Fingerprint | None) -> list[str]:
+        """Why a day built with `recorded` is stale now; empty when it is up to date."""
+        if recorded is None:
+            return [NOT_BUILT]
+        compared = (
+            (self.lake, recorded.lake, LAKE_CHANGED),
+            (self.costs, recorded.costs, COSTS_CHANGED),
+            (self.config, recorded.config, CONFIG_CHANGED),
+            (self.models, recorded.models, MODELS_CHANGED),
+        )
+        return [reason for now, then, reason in compared if now != then]
+
+
+@dataclass(frozen=True)
+class DayState:
+    day: date
+    reasons: list[str]  # empty: up to date
+
+    @property
+    def stale(self) -> bool:
+        return bool(self.reasons)
+
+    def reason(self) -> str:
+        return ", ".join(self.reasons) if self.reasons else UP_TO_DATE
+
+
+class Fingerprinter:
+    """The current fingerprint of any day, from one look at the warehouse's costs (its
+    tables must exist: pipeline.warehouse.build.ensure_tables)."""
+
+    def __init__(self, settings: Settings, con: duckdb.DuckDBPyConnection) -> None:
+        self.layout = LakeLayout(settings.lake_dir)
+        self.config = config_fingerprint(settings)
+        self.models = models_fingerprint()
+        self._costs = {
+            row["date"]: f"{row['rows']}:{row['total']}:{row['loaded']}"
+            for row in query_sql_model(con, "checks/cost_versions").to_pylist()
+        }
+
+    def current(self, day: date, lake_files: list[Path] | None = None) -> Fingerprint:
+        """`lake_files`: the files a build of `day` is about to read (default: as listed now)."""
+        files = self.layout.files_for_build(day) if lake_files is None else lake_files
+        return Fingerprint(
+            lake=lake_fingerprint(files),
+            costs=self._costs.get(day, "none"),
+            config=self.config,
+            models=self.models,
+        )
+
+    def cost_dates(self) -> list[date]:
+        return sorted(self._costs)
+
+    def has_data(self, day: date) -> bool:
+        """Whether `day` has events in the lake or costs: worth building."""
+        return day in self._costs or bool(self.layout.files_on(day))
+
+
+def lake_fingerprint(files: list[Path]) -> str:
+    partitions: dict[str, _PartitionSummary] = {}
+    for path in files:
+        partitions.setdefault(path.parent.name, _PartitionSummary()).add(path)
+    return _digest(sorted((name, vars(summary)) for name, summary in partitions.items()))
+
+
+@dataclass
+class _PartitionSummary:
+    rows: int = 0
+    newest_ingestion: str = ""
+    rules: list[int] = field(default_factory=list)  # [oldest, newest]
+    unsummarised: list[str] = field(default_factory=list)  # name:size of files without stats
+
+    def add(self, path: Path) -> None:
+        metadata = pq.ParquetFile(path).metadata
+        self.rows += metadata.num_rows
+        ingested = _footer_range(metadata, "ingested_at")
+        rules = _footer_range(metadata, "attribution_rules")
+        if ingested is None or rules is None:
+            self.unsummarised = sorted([*self.unsummarised, f"{path.name}:{path.stat().st_size}"])
+            return
+        self.newest_ingestion = max(self.newest_ingestion, ingested[1].isoformat())
+        self.rules = [min([*self.rules[:1], rules[0]]), max([*self.rules[1:], rules[1]])]
+
+
+def _footer_range(metadata: pq.FileMetaData, column: str) -> tuple[Any, Any] | None:
+    """(min, max) of `column` over the file's row groups, from its statistics."""
+    if metadata.num_row_groups == 0:
+        return None
+    names = [metadata.schema.column(i).path for i in range(metadata.num_columns)]
+    if column not in names:
+        return None
+    index = names.index(column)
+    lows, highs = [], []
+    for group in range(metadata.num_row_groups):
+        stats = metadata.row_group(group).column(index).statistics
+        if stats is None or not stats.has_min_max:
+            return None
+        lows.append(stats.min)
+        highs.append(stats.max)
+    return min(lows), max(highs)
+
+
+def config_fingerprint(settings: Settings) -> str:
+    return _digest(
+        {
+            "timezone": settings.timezone,
+            "currency": settings.currency,
+            "goals": settings.goals,
+            "goal_counting": settings.goal_counting,
+            "currency_rates": settings.currency_rates,
+            "build_window": list(BUILD_WINDOW),
+        }
+    )
+
+
+def models_fingerprint() -> str:
+    files = sorted(SQL_DIR.rglob("*.sql"))
+    return _digest([f"{path.relative_to(SQL_DIR)}\n{path.read_text()}" for path in files])
+
+
+def ingestion_settings(settings: Settings) -> dict[str, Any]:
+    """What the consumer and `import` applied when they wrote the lake."""
+    rules = settings.sessionization
+    return {
+        "timeout_minutes": rules.timeout_minutes,
+        "allowed_lateness_minutes": rules.allowed_lateness_minutes,
+        "split_at_midnight": rules.split_at_midnight,
+        "split_on_campaign_change": rules.split_on_campaign_change,
+    }
+
+
+# -- plans -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DailyPlan:
+    """What a `run daily` for `target` does, day by day, and what it only reports."""
+
+    target: date
+    days: list[DayState]  # in date order; the stale ones are built
+    # Built days older than the look-back whose lake partitions changed: not rebuilt by a
+    # daily run (that is a backfill's decision), named by a quality check.
+    outside_lookback: list[date]
+
+    @property
+    def to_build(self) -> list[DayState]:
+        return [state for state in self.days if state.stale]
+
+
+def plan_daily(
+    settings: Settings, con: duckdb.DuckDBPyConnection, target: date, *, force: bool
+) -> DailyPlan:
+    """The target day unless up to date (always when `force`); the look-back days whose
+    inputs changed (and those never built that have data); every built day whose costs
+    changed, however old."""
+    now = Fingerprinter(settings, con)
+    built = recorded(con)
+    window_start = target - timedelta(days=settings.flows.lookback_days)
+    states = {target: DayState(target, [FORCED] if force else _reasons(now, built, target))}
+    for offset in range(1, settings.flows.lookback_days + 1):
+        day = target - timedelta(days=offset)
+        if day in built or now.has_data(day):
+            states[day] = DayState(day, _reasons(now, built, day))
+    outside = []
+    for day in sorted(built.keys() - states.keys()):
+        reasons = now.current(day).reasons_against(built[day])
+        if COSTS_CHANGED in reasons:
+            states[day] = DayState(day, reasons)
+        elif LAKE_CHANGED in reasons and day < window_start:
+            outside.append(day)
+    return DailyPlan(target, [states[day] for day in sorted(states)], outside)
+
+
+def plan_days(
+    settings: Settings, con: duckdb.DuckDBPyConnection, days: list[date], *, force: bool
+) -> list[DayState]:
+    """Each of `days` with why it must be built; up to date ones have no reasons."""
+    now = Fingerprinter(settings, con)
+    built = recorded(con)
+    return [DayState(day, [FORCED] if force else _reasons(now, built, day)) for day in days]
+
+
+def _reasons(now: Fingerprinter, built: dict[date, Fingerprint], day: date) -> list[str]:
+    return now.current(day).reasons_against(built.get(day))
+
+
+# -- the table -----------------------------------------------------------------------------
+
+
+def recorded(con: duckdb.DuckDBPyConnection) -> dict[date, Fingerprint]:
+    """Every built day's recorded fingerprint."""
+    return {
+        row["date"]: Fingerprint(row["lake"], row["costs"], row["config"], row["models"])
+        for row in query_sql_model(con, "checks/manifest").to_pylist()
+    }
+
+
+def record(
+    con: duckdb.DuckDBPyConnection, settings: Settings, day: date, fingerprint: Fingerprint
+) -> None:
+    """Mark `day` up to date as of `fingerprint`. Call only once its marts are published."""
+    run_sql_model(
+        con,
+        "publish/record_build",
+        {
+            "run_date": day,
+            "lake": fingerprint.lake,
+            "costs": fingerprint.costs,
+            "config": fingerprint.config,
+            "models": fingerprint.models,
+            "ingestion": json.dumps(ingestion_settings(settings), sort_keys=True),
+            "built_at": datetime.now(UTC),
+        },
+    )
+
+
+def ingestion_drift(con: duckdb.DuckDBPyConnection, settings: Settings) -> str | None:
+    """One line when the built days were ingested under other sessionization settings."""
+    current = ingestion_settings(settings)
+    recorded_settings = [
+        json.loads(row["ingestion"])
+        for row in query_sql_model(con, "checks/manifest_ingestion").to_pylist()
+    ]
+    changed = sorted(
+        {key for then in recorded_settings for key in current if then.get(key) != current[key]}
+    )
+    if not changed:
+        return None
+    return (
+        f"sessionization settings changed since days were built ({', '.join(changed)}): they "
+        "apply to events ingested from now on; to apply them to history, import the raw "
+        "events again into a new data_dir (`sessionflow import FILE`) and backfill"
+    )
+
+
+def _digest(value: object) -> str:
+    text = json.dumps(value, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]

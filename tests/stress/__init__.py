@@ -1,0 +1,1 @@
+"""Long-running reliability scripts (not collected by pytest): `python -m tests.stress.X`."""
