@@ -307,14 +307,21 @@ def reattribute(ctx: click.Context) -> None:
 
 
 @cli.command()
-@click.option("--date", "dates", multiple=True, help="An event date to compact (repeatable).")
+@click.option(
+    "--date",
+    "dates",
+    multiple=True,
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    help="An event date to compact (repeatable).",
+)
 @click.option(
     "--before",
     default=None,
+    type=click.DateTime(formats=["%Y-%m-%d"]),
     help="Compact every event date before this one [default: today, property time zone].",
 )
 @click.pass_context
-def compact(ctx: click.Context, dates: tuple[str, ...], before: str | None) -> None:
+def compact(ctx: click.Context, dates: tuple[datetime, ...], before: datetime | None) -> None:
     """Merge a date's small lake files into one (closed dates only, by default)."""
     from zoneinfo import ZoneInfo
 
@@ -323,9 +330,10 @@ def compact(ctx: click.Context, dates: tuple[str, ...], before: str | None) -> N
 
     settings = _settings(ctx)
     lake = Lake(settings.lake_dir, settings.timezone)
-    today = datetime.now(ZoneInfo(settings.timezone)).date().isoformat()
-    limit = before or today
-    chosen = dates or [day for day in lake.layout.event_dates() if day < limit]
+    today = datetime.now(ZoneInfo(settings.timezone)).date()
+    limit = (before.date() if before else today).isoformat()
+    given = [day.date().isoformat() for day in dates]
+    chosen = given or [day for day in lake.layout.event_dates() if day < limit]
     for event_date in chosen:
         result = compact_date(lake, event_date, settings.consumer_state_dir)
         if result.target is None:
@@ -479,9 +487,12 @@ def costs_load(ctx: click.Context, path: Path, as_flow: bool, rebuild: bool) -> 
     if rebuild:
         from flows.daily import rebuild_days
 
-        for outcome in rebuild_days(list(loaded.dates), _config_path(ctx)):
+        rebuilt = rebuild_days(list(loaded.dates), _config_path(ctx))
+        for outcome in rebuilt:
             for line in outcome.lines():
                 click.echo(line)
+        if not all(check.ok for outcome in rebuilt for check in outcome.checks):
+            ctx.exit(EXIT_PARTIAL)
     else:
         click.echo(
             f"{len(loaded.dates)} days' costs changed ({loaded.dates[0]}..{loaded.dates[-1]}); "
@@ -496,7 +507,8 @@ def status(ctx: click.Context) -> None:
     why; the loaded costs' date range."""
     from pipeline.kafka.lag import consumer_lag
     from pipeline.lake.paths import LakeLayout
-    from pipeline.lake.store import newest_events
+    from pipeline.lake.store import newest_events, sessionization_drift
+    from pipeline.sessions.sessionizer import SessionRules
     from pipeline.warehouse.status import warehouse_status
 
     settings = _settings(ctx)
@@ -511,6 +523,11 @@ def status(ctx: click.Context) -> None:
     )
     for line in warehouse_status(settings).lines():
         click.echo(line)
+    drift = sessionization_drift(
+        LakeLayout(settings.lake_dir), SessionRules.from_settings(settings)
+    )
+    if drift:
+        click.echo(drift)
 
 
 # -- demo ------------------------------------------------------------------------------

@@ -111,6 +111,17 @@ def _check_string(name: str, value: object, rule: _FieldRule) -> None:
         raise Rejected(Reason.TOO_LONG, f"{name} is longer than {rule.max_length} characters")
     if rule.enum is not None and value not in rule.enum:
         raise Rejected(Reason.BAD_ENUM, f"{name} must be one of {sorted(rule.enum)}")
+    if not value.isascii() and not _is_unicode(value):
+        # JSON lets "\ud800" through; Kafka, Arrow and Parquet need valid UTF-8.
+        raise Rejected(Reason.BAD_TEXT, f"{name} holds an unpaired surrogate (not valid text)")
+
+
+def _is_unicode(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _check_number(name: str, value: object, rule: _FieldRule) -> None:

@@ -94,8 +94,8 @@ class LakeConsumer:
         self.settings = settings
         self.say = say
         self.topic = settings.kafka.events_topic
-        self.lake = Lake(settings.lake_dir, settings.timezone)
         self.rules = SessionRules.from_settings(settings)
+        self.lake = Lake(settings.lake_dir, settings.timezone, self.rules)
         self.window = history_window(settings.validation)
         self._dedup_window = settings.sessionization.dedup_window_minutes * MICROS_PER_MINUTE
         self._workers: dict[TopicPartition, PartitionWorker] = {}

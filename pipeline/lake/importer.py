@@ -52,7 +52,8 @@ class ImportReport:
 
 
 def import_file(settings: Settings, path: Path, progress: Progress) -> ImportReport:
-    lake = Lake(settings.lake_dir, settings.timezone)
+    rules = SessionRules.from_settings(settings)
+    lake = Lake(settings.lake_dir, settings.timezone, rules)
     window = history_window(settings.validation)
     report = ImportReport()
     accepted: list[dict[str, Any]] = []

@@ -7,6 +7,8 @@ a temporary name, fsynced, then renamed, so a reader (or a crash) never sees hal
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,6 +26,7 @@ from pipeline.lake.files import write_atomically
 from pipeline.lake.paths import LakeLayout
 from pipeline.privacy.redaction import redact_identifiers
 from pipeline.sessions.attribution import attribute
+from pipeline.sessions.sessionizer import SessionRules
 
 PARQUET_OPTIONS: dict[str, Any] = {"compression": "zstd", "row_group_size": 128 * 1024}
 REJECTED_SCHEMA = pa.schema(
@@ -48,8 +51,8 @@ class RejectedPayload:
         """The record kept for diagnosis (lake/rejected/, the DLQ): no e-mails, no IPs."""
         return {
             "reason": self.reason,
-            "detail": redact_identifiers(self.detail),
-            "payload": redact_identifiers(self.payload),
+            "detail": _valid_text(redact_identifiers(self.detail)),
+            "payload": _valid_text(redact_identifiers(self.payload)),
             "source": self.source,
         }
 
@@ -60,6 +63,11 @@ def events_to_table(events: Iterable[dict[str, Any]]) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=canonical_arrow_schema())
 
 
+def _valid_text(text: str) -> str:
+    """`text` as valid UTF-8: an unpaired surrogate from hostile JSON becomes "?"."""
+    return text.encode("utf-8", "replace").decode("utf-8")
+
+
 def to_lake_rows(sessionized: pa.Table, ingested_at: datetime) -> pa.Table:
     """Sessionizer output -> the lake's columns: adds attribution and ingested_at."""
     stamped = attribute(sessionized).append_column(
@@ -68,10 +76,16 @@ def to_lake_rows(sessionized: pa.Table, ingested_at: datetime) -> pa.Table:
     return stamped.select(lake_arrow_schema().names).cast(lake_arrow_schema())
 
 
+# Each event file's footer records the sessionization rules it was written under: a
+# build cannot re-apply them, so `status` compares them with the current settings.
+RULES_METADATA_KEY = b"sessionflow.sessionization"
+
+
 class Lake:
-    def __init__(self, root: Path, timezone: str) -> None:
+    def __init__(self, root: Path, timezone: str, rules: SessionRules | None = None) -> None:
         self.layout = LakeLayout(root)
         self.timezone = timezone
+        self._metadata = {RULES_METADATA_KEY: _rules_json(rules)} if rules is not None else {}
 
     def event_dates(self, rows: pa.Table) -> pa.Array:
         """Each row's date in the property time zone, as YYYY-MM-DD."""
@@ -89,7 +103,10 @@ class Lake:
         paths = []
         for day in pc.unique(dates).to_pylist():
             path = self.layout.event_file(day, name)
-            write_parquet_atomically(rows.filter(pc.equal(dates, day)), path)
+            day_rows = rows.filter(pc.equal(dates, day))
+            if self._metadata:
+                day_rows = day_rows.replace_schema_metadata(self._metadata)
+            write_parquet_atomically(day_rows, path)
             paths.append(path)
         return paths
 
@@ -125,3 +142,29 @@ def newest_events(layout: LakeLayout) -> dict[str, tuple[datetime, int]]:
         [files],
     ).fetchall()
     return {site: (newest, count) for site, newest, count in rows}
+
+
+def sessionization_drift(layout: LakeLayout, current: SessionRules) -> str | None:
+    """One line when lake files were written under other sessionization rules than
+    `current`: naming the settings, and the re-import that would apply them."""
+    now = json.loads(_rules_json(current))
+    written: list[dict[str, Any]] = []
+    for path in layout.event_files():
+        metadata = pq.read_schema(path).metadata or {}
+        if RULES_METADATA_KEY in metadata:
+            written.append(json.loads(metadata[RULES_METADATA_KEY]))
+    changed = sorted({key for rules in written for key in now if rules.get(key) != now[key]})
+    if not changed:
+        return None
+    return (
+        f"sessionization settings differ from those the lake was written with "
+        f"({', '.join(changed)}): a build cannot re-apply them; they apply to events "
+        "ingested from now on. To apply them to history, import the raw events again into "
+        "a new data_dir (`sessionflow import FILE`) and backfill there"
+    )
+
+
+def _rules_json(rules: SessionRules) -> bytes:
+    fields = dataclasses.asdict(rules)
+    fields.pop("retention_micros")  # memory bound only: it changes no session
+    return json.dumps(fields, sort_keys=True).encode()

@@ -17,8 +17,8 @@ written only after the day's rows and marts are published, so a kill in between 
 the day stale, never falsely up to date.
 
 The settings the consumer applies at ingestion (session timeout, lateness, splits) are
-recorded too, but are not part of the fingerprint: a build cannot re-apply them.
-`ingestion_drift` reports when they changed.
+not part of the fingerprint: a build cannot re-apply them. The lake files record them
+(pipeline.lake.store.sessionization_drift), and `status` reports when they changed.
 """
 
 from __future__ import annotations
@@ -173,17 +173,6 @@ def models_fingerprint() -> str:
     return _digest([f"{path.relative_to(SQL_DIR)}\n{path.read_text()}" for path in files])
 
 
-def ingestion_settings(settings: Settings) -> dict[str, Any]:
-    """What the consumer and `import` applied when they wrote the lake."""
-    rules = settings.sessionization
-    return {
-        "timeout_minutes": rules.timeout_minutes,
-        "allowed_lateness_minutes": rules.allowed_lateness_minutes,
-        "split_at_midnight": rules.split_at_midnight,
-        "split_on_campaign_change": rules.split_on_campaign_change,
-    }
-
-
 # -- plans -------------------------------------------------------------------------------
 
 
@@ -263,28 +252,8 @@ def record(
             "costs": fingerprint.costs,
             "config": fingerprint.config,
             "models": fingerprint.models,
-            "ingestion": json.dumps(ingestion_settings(settings), sort_keys=True),
             "built_at": datetime.now(UTC),
         },
-    )
-
-
-def ingestion_drift(con: duckdb.DuckDBPyConnection, settings: Settings) -> str | None:
-    """One line when the built days were ingested under other sessionization settings."""
-    current = ingestion_settings(settings)
-    recorded_settings = [
-        json.loads(row["ingestion"])
-        for row in query_sql_model(con, "checks/manifest_ingestion").to_pylist()
-    ]
-    changed = sorted(
-        {key for then in recorded_settings for key in current if then.get(key) != current[key]}
-    )
-    if not changed:
-        return None
-    return (
-        f"sessionization settings changed since days were built ({', '.join(changed)}): they "
-        "apply to events ingested from now on; to apply them to history, import the raw "
-        "events again into a new data_dir (`sessionflow import FILE`) and backfill"
     )
 
 

@@ -1,5 +1,5 @@
 """What `sessionflow status` says of the warehouse: the days built, which are stale and
-why, the loaded costs' range per site, and whether ingestion settings drifted."""
+why, and the loaded costs' range per site."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 import duckdb
 
 from pipeline.config import Settings
-from pipeline.warehouse.manifest import DayState, ingestion_drift, plan_days, recorded
+from pipeline.warehouse.manifest import DayState, plan_days, recorded
 from pipeline.warehouse.models import query_sql_model
 
 
@@ -18,7 +18,6 @@ from pipeline.warehouse.models import query_sql_model
 class WarehouseStatus:
     days: list[DayState] = field(default_factory=list)  # every built day
     costs: list[dict[str, Any]] = field(default_factory=list)  # per site: first/last date
-    drift: str | None = None
     busy: str | None = None  # set when another process holds the warehouse
 
     def lines(self) -> list[str]:
@@ -38,8 +37,6 @@ class WarehouseStatus:
             )
         if not self.costs:
             lines.append("costs: none loaded")
-        if self.drift:
-            lines.append(self.drift)
         return lines
 
 
@@ -59,7 +56,6 @@ def warehouse_status(settings: Settings) -> WarehouseStatus:
         return WarehouseStatus(
             days=plan_days(settings, con, built, force=False),
             costs=query_sql_model(con, "checks/cost_ranges").to_pylist(),
-            drift=ingestion_drift(con, settings),
         )
 
 

@@ -50,9 +50,15 @@ RECORDS = [
     ("[" * 5000 + "]" * 5000).encode(),  # deep nesting
     page_view("huge", "2026-11-01T10:00:00Z", "v3", page_url="https://x/" + "a" * 100_000),
     page_view("f", "2026-11-01T10:00:00Z", "v3", shoe_size=44),  # unknown field
+    b'{"event_id": "big", "value": ' + b"9" * 5000 + b"}",  # beyond Python's int limit
+    page_view("surrogate\ud800", "2026-11-01T10:00:00Z", "v3"),  # a lone surrogate
+    b'{"\\udc00": 1}',  # ... as an unknown key
 ]
 # What each hostile record is rejected for, in both paths alike.
-REASONS = sorted(["bad_json", "not_an_object", "bad_json", "bad_json", "too_long", "unknown_field"])
+REASONS = sorted(
+    ["bad_json", "not_an_object", "bad_json", "bad_json", "too_long", "unknown_field",
+     "bad_json", "bad_text", "unknown_field"]
+)  # fmt: skip
 
 
 def lake_rows(data_dir: Path) -> list[dict[str, Any]]:
@@ -87,7 +93,7 @@ def test_streamed_and_imported_records_give_the_same_rows_and_rejections(
     )
     streaming = kafka_settings.model_copy(update={"consumer": group})
     totals = LakeConsumer(streaming, instance_id="shared-path").run(until_caught_up=True)
-    assert (totals.events, totals.duplicates, totals.rejected) == (len(RECORDS), 1, 6)
+    assert (totals.events, totals.duplicates, totals.rejected) == (len(RECORDS), 1, 9)
 
     # Batch: the same records as a JSON Lines file.
     imported_dir = tmp_path / "imported"
@@ -95,7 +101,7 @@ def test_streamed_and_imported_records_give_the_same_rows_and_rejections(
     events_file.write_bytes(b"".join(record + b"\n" for record in RECORDS))
     settings = load_settings(environ={"SESSIONFLOW_DATA_DIR": str(imported_dir)})
     report = import_file(settings, events_file, lambda _: None)
-    assert (report.accepted, report.duplicates_in_file, report.rejected) == (5, 1, 6)
+    assert (report.accepted, report.duplicates_in_file, report.rejected) == (5, 1, 9)
 
     streamed = lake_rows(kafka_settings.data_dir)
     assert [row["event_id"] for row in streamed] == ["a", "b", "c", "d", "e"]

@@ -7,8 +7,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from pipeline.config import ValidationSettings
 from pipeline.events.reasons import Reason, Rejected
-from pipeline.events.timestamps import TimestampWindow, format_event_ts, parse_event_ts
+from pipeline.events.timestamps import (
+    TimestampWindow,
+    format_event_ts,
+    history_window,
+    now_micros,
+    parse_event_ts,
+)
 from pipeline.events.validation import validate_event
 
 NOW = parse_event_ts("2026-11-20T12:00:00Z")
@@ -135,3 +142,26 @@ def test_arbitrary_objects_never_crash(raw: dict[str, object]) -> None:
     except Rejected as rejected:
         assert rejected.reason in set(Reason)
         assert "\n" not in rejected.line()
+
+
+def test_hostile_json_is_a_named_rejection_not_a_crash() -> None:
+    from pipeline.events.decode import decode_json
+    from pipeline.privacy.hashing import keyed_hash
+
+    for body, reason in [
+        (b'{"value": ' + b"9" * 5000 + b"}", "bad_json"),  # beyond Python's int limit
+        (b"[" * 100_000 + b"]" * 100_000, "bad_json"),  # deep nesting
+    ]:
+        with pytest.raises(Rejected) as rejected:
+            decode_json(body)
+        assert rejected.value.reason == reason
+    surrogate = decode_json(b'{"event_id": "a\\ud800"}')
+    assert isinstance(surrogate, dict)
+    with pytest.raises(Rejected) as rejected:
+        validate_event(
+            {**surrogate, "event_name": "page_view", "event_ts": "2026-11-01T10:00:00Z",
+             "site_id": "s", "visitor_id": "v"},
+            now_micros=now_micros(), window=history_window(ValidationSettings()),
+        )  # fmt: skip
+    assert rejected.value.reason == "bad_text"
+    assert len(keyed_hash(b"k", surrogate["event_id"])) == 32  # hashes, does not raise

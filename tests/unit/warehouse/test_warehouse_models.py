@@ -1,4 +1,4 @@
-"""The warehouse models (pipeline/sql/ run by pipeline/warehouse.py), no broker needed.
+"""The warehouse models (pipeline/warehouse/sql/ run by pipeline/warehouse/build.py), no broker needed.
 
 Events reach the lake through `sessionflow import` (pipeline.lake.importer), costs the
 marketing_costs table through its DDL. The key test recomputes the daily tables from the

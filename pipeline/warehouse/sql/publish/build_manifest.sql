@@ -7,6 +7,5 @@ CREATE TABLE IF NOT EXISTS build_manifest (
     costs VARCHAR NOT NULL,      -- its marketing_costs rows: count, total, newest load
     config VARCHAR NOT NULL,     -- the settings the build applies
     models VARCHAR NOT NULL,     -- the SQL models' text
-    ingestion VARCHAR NOT NULL,  -- JSON: the sessionization settings in force (not compared)
     built_at TIMESTAMPTZ NOT NULL
 );

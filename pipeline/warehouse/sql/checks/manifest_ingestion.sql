@@ -1,2 +1,0 @@
--- The distinct sessionization settings the built days were ingested under.
-SELECT DISTINCT ingestion FROM build_manifest ORDER BY ingestion;
