@@ -27,7 +27,7 @@ def test_reader_never_errors_nor_sees_a_partial_day(tmp_path: Path) -> None:
     )
     import_file(settings, generated.events_path, lambda _: None)
     first = run_cli(env, "backfill", "--start", "2026-11-01", "--end", "2026-11-03")
-    assert "2026-11-03: built" in first.stdout, first.stderr
+    assert "2026-11-03: not built yet: built" in first.stdout, first.stderr
     complete = run_query(settings.marts_dir, PER_DAY).rows
 
     seen: list[list[tuple[object, ...]]] = []
@@ -50,7 +50,7 @@ def test_reader_never_errors_nor_sees_a_partial_day(tmp_path: Path) -> None:
     finally:
         stop.set()
         reader.join()
-    assert "2026-11-02: built" in rebuilt.stdout, rebuilt.stderr
+    assert "2026-11-02: forced: built" in rebuilt.stdout, rebuilt.stderr
     assert errors == []
     assert len(seen) > 10  # the reader really ran alongside the rebuild
     # Every answer shows each day whole: the same rows as the complete build.
