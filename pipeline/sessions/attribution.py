@@ -16,7 +16,8 @@ import pyarrow as pa
 
 from pipeline.sessions.channels import default_channel_group, source_medium
 
-RULES_VERSION = 1
+# 2: source categories from Google's published list (pipeline/sessions/data/).
+RULES_VERSION = 2
 # The event columns attribution reads, in the order `_attribution` takes them.
 INPUTS = ("utm_source", "utm_medium", "utm_campaign", "click_id_type", "page_referrer", "site_id")
 OUTPUTS = ("source", "medium", "channel_group", "attribution_rules")

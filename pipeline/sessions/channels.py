@@ -7,9 +7,9 @@ category under data/source_categories/, one lower-case source name or host per l
 
 from __future__ import annotations
 
+import csv
 import re
-from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 DIRECT = "Direct"
@@ -78,47 +78,50 @@ _PAID_CLICK_SOURCE_MEDIUM = {
     "msclkid": ("bing", "cpc"),
 }
 
-_CATEGORY_DIR = Path(__file__).parent / "data" / "source_categories"
+_DATA_DIR = Path(__file__).parent / "data"
+# Google's published source categories (shipped as facts): source -> category.
+_GA4_CATEGORIES = _DATA_DIR / "ga4_source_categories.csv"
+_GA4_CATEGORY_NAMES = {
+    "SOURCE_CATEGORY_SEARCH": "search",
+    "SOURCE_CATEGORY_SOCIAL": "social",
+    "SOURCE_CATEGORY_SHOPPING": "shopping",
+    "SOURCE_CATEGORY_VIDEO": "video",
+}
+
+
 _IGNORED_HOST_PREFIXES = ("www.", "m.")
-_ANY_TLD_SUFFIX = ".*"
-
-
-@dataclass(frozen=True)
-class _SourceCategory:
-    names: frozenset[str]  # source names and hosts, matched exactly
-    any_tld_names: frozenset[str]  # "google" for the entry "google.*"
-
-    def matches(self, source: str) -> bool:
-        return any(self._matches_exactly(variant) for variant in _host_variants(source))
-
-    def _matches_exactly(self, source: str) -> bool:
-        if source in self.names:
-            return True
-        name, _, tld = source.partition(".")
-        # A top-level domain is one or two non-empty labels: "de", "co.uk".
-        tld_labels = tld.split(".")
-        return name in self.any_tld_names and len(tld_labels) <= 2 and all(tld_labels)
+_EMAIL_NAMES = frozenset({"email", "e-mail", "e_mail", "e mail"})  # GA4's email rule
 
 
 @cache
-def _category(name: str) -> _SourceCategory:
-    entries: set[str] = set()
-    for line in (_CATEGORY_DIR / f"{name}.txt").read_text(encoding="utf-8").splitlines():
-        entry = line.partition("#")[0].strip().lower()
-        if entry:
-            entries.add(entry)
-    wildcards = {entry for entry in entries if entry.endswith(_ANY_TLD_SUFFIX)}
-    return _SourceCategory(
-        names=frozenset(entries - wildcards),
-        any_tld_names=frozenset(entry.removesuffix(_ANY_TLD_SUFFIX) for entry in wildcards),
-    )
+def _source_categories() -> dict[str, str]:
+    """Every listed source (lower case) -> "search", "social", "shopping" or "video"."""
+    with _GA4_CATEGORIES.open(encoding="utf-8", newline="") as handle:
+        return {
+            row["source"].strip().lower(): _GA4_CATEGORY_NAMES[row["source_category"]]
+            for row in csv.DictReader(handle)
+        }
 
 
-def _host_variants(source: str) -> tuple[str, ...]:
+@lru_cache(maxsize=65_536)
+def source_category(source: str) -> str | None:
+    """The GA4 source category of a (normalised) source, the most specific listing first:
+    the source itself, then its parent domains (a referrer host such as l.facebook.com);
+    failing those, a listed bare name with a top-level domain ("google" for google.de or
+    www.google.co.uk, but not for accounts.google.com)."""
+    listed = _source_categories()
+    labels = source.split(".")
+    for start in range(len(labels)):
+        suffix = ".".join(labels[start:])
+        if suffix in listed and (start == 0 or "." in suffix):
+            return listed[suffix]
     for prefix in _IGNORED_HOST_PREFIXES:
-        if source.startswith(prefix):
-            return (source, source.removeprefix(prefix))
-    return (source,)
+        source = source.removeprefix(prefix)
+    name, _, tld = source.partition(".")
+    tld_labels = tld.split(".")  # one or two: "de", "co.uk"
+    if name in listed and len(tld_labels) <= 2 and all(tld_labels):
+        return listed[name]
+    return None
 
 
 def default_channel_group(source: str | None, medium: str | None, campaign: str | None) -> str:
@@ -128,10 +131,11 @@ def default_channel_group(source: str | None, medium: str | None, campaign: str 
     campaign = _normalise(campaign)
 
     is_paid = bool(_PAID_MEDIUM.match(medium))
-    is_shopping = _category("shopping").matches(source) or bool(_SHOPPING_CAMPAIGN.match(campaign))
-    is_search = _category("search").matches(source)
-    is_social = _category("social").matches(source)
-    is_video = _category("video").matches(source)
+    category = source_category(source)
+    is_shopping = category == "shopping" or bool(_SHOPPING_CAMPAIGN.match(campaign))
+    is_search = category == "search"
+    is_social = category == "social"
+    is_video = category == "video"
 
     # Missing values count as GA4's placeholders: a hit with neither is direct.
     if source in (DIRECT_SOURCE, "") and medium in (NONE_MEDIUM, NOT_SET, ""):
@@ -161,7 +165,7 @@ def default_channel_group(source: str | None, medium: str | None, campaign: str 
         return ORGANIC_SEARCH
     if medium in _REFERRAL_MEDIUMS:
         return REFERRAL
-    if _category("email").matches(source) or _category("email").matches(medium):
+    if source in _EMAIL_NAMES or medium in _EMAIL_NAMES:
         return EMAIL
     if medium == "affiliate":
         return AFFILIATES
@@ -203,10 +207,13 @@ def source_medium(
     site = _normalise_host(site_host)
     if not referrer or (site and (referrer == site or referrer.endswith(f".{site}"))):
         return (DIRECT_SOURCE, NONE_MEDIUM)
-    search = _category("search")
-    if search.matches(referrer):
-        # The engine's name is the first label listed as a name: www.google.de -> google.
-        engine = next((label for label in referrer.split(".") if label in search.names), referrer)
+    if source_category(referrer) == "search":
+        # The engine's name is the first label listed as a search source, as GA4 names
+        # it: www.google.de -> google, uk.search.yahoo.com -> yahoo.
+        listed = _source_categories()
+        engine = next(
+            (label for label in referrer.split(".") if listed.get(label) == "search"), referrer
+        )
         return (engine, "organic")
     return (referrer, "referral")
 

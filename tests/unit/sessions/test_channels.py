@@ -1,10 +1,11 @@
 from __future__ import annotations
 
+import csv
+from collections import Counter
 from pathlib import Path
 
 import pytest
 
-import pipeline.sessions.channels
 from pipeline.sessions.channels import (
     AFFILIATES,
     AUDIO,
@@ -29,8 +30,6 @@ from pipeline.sessions.channels import (
     default_channel_group,
     source_medium,
 )
-
-CATEGORY_DIR = Path(pipeline.sessions.channels.__file__).parent / "data" / "source_categories"
 
 # (source, medium, campaign, channel group). Every rule at least once, then the cases
 # where two rules could apply and GA4's order decides.
@@ -169,7 +168,7 @@ def test_every_channel_group_is_covered() -> None:
         (None, None, None, "news.google.com", ("google", "organic")),
         (None, None, None, "uk.search.yahoo.com", ("yahoo", "organic")),
         (None, None, None, "duckduckgo.com", ("duckduckgo", "organic")),
-        (None, None, None, "search.brave.com", ("brave", "organic")),
+        (None, None, None, "search.brave.com", ("search.brave.com", "referral")),  # unlisted
         (None, None, None, "m.baidu.com", ("baidu", "organic")),
         (None, None, None, "WWW.Bing.com", ("bing", "organic")),
         (None, None, None, "so.com", ("so.com", "organic")),  # no name entry: the host
@@ -222,14 +221,48 @@ def test_derived_source_medium_feeds_the_channel_group(
     assert default_channel_group(source, medium, None) == channel_group
 
 
-@pytest.mark.parametrize("category", ["search", "social", "shopping", "video", "email"])
-def test_category_files_are_clean_lower_case_lists(category: str) -> None:
-    lines = (CATEGORY_DIR / f"{category}.txt").read_text(encoding="utf-8").splitlines()
-    entries = [line.partition("#")[0].strip() for line in lines]
-    entries = [entry for entry in entries if entry]
-    assert entries
-    assert all(entry == entry.lower() for entry in entries)
-    assert len(entries) == len(set(entries)), "duplicate entries"
-    assert all(
-        "*" not in entry or (entry.endswith(".*") and entry.count("*") == 1) for entry in entries
-    )
+GOOGLE_LIST = Path(__file__).resolve().parents[3] / "pipeline" / "sessions" / "data"
+CATEGORY_CHANNELS = {
+    "SOURCE_CATEGORY_SEARCH": (PAID_SEARCH, ORGANIC_SEARCH),
+    "SOURCE_CATEGORY_SOCIAL": (PAID_SOCIAL, ORGANIC_SOCIAL),
+    "SOURCE_CATEGORY_SHOPPING": (PAID_SHOPPING, ORGANIC_SHOPPING),
+    "SOURCE_CATEGORY_VIDEO": (PAID_VIDEO, ORGANIC_VIDEO),
+}
+
+
+def google_rows() -> list[dict[str, str]]:
+    with (GOOGLE_LIST / "ga4_source_categories.csv").open(encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_the_shipped_list_is_googles_published_list() -> None:
+    rows = google_rows()
+    assert len(rows) == 819
+    counts = Counter(row["source_category"] for row in rows)
+    assert counts == {"SOURCE_CATEGORY_SEARCH": 129, "SOURCE_CATEGORY_SOCIAL": 592,
+                      "SOURCE_CATEGORY_SHOPPING": 52, "SOURCE_CATEGORY_VIDEO": 46}  # fmt: skip
+    assert len({row["source"].lower() for row in rows}) == len(rows)
+
+
+def test_every_listed_source_classifies_into_its_category_as_utm_source() -> None:
+    wrong = []
+    for row in google_rows():
+        paid, organic = CATEGORY_CHANNELS[row["source_category"]]
+        got = (default_channel_group(row["source"], "cpc", None),
+               default_channel_group(row["source"], "organic", None))  # fmt: skip
+        if got != (paid, organic):
+            wrong.append((row["source"], got))
+    assert wrong == []
+
+
+def test_every_listed_host_classifies_into_its_category_as_referrer_subdomains_too() -> None:
+    wrong = []
+    hosts = [row for row in google_rows() if "." in row["source"] and " " not in row["source"]]
+    assert len(hosts) > 500
+    for row in hosts:
+        _, organic = CATEGORY_CHANNELS[row["source_category"]]
+        for host in (row["source"], f"www.{row['source']}", f"sub.{row['source']}"):
+            source, medium = source_medium(None, None, None, host, "shop.example")
+            if default_channel_group(source, medium, None) != organic:
+                wrong.append((host, source, medium))
+    assert wrong == []
