@@ -1,8 +1,8 @@
 """Session source / medium and GA4's default channel group.
 
-The source categories (search, social, shopping, video, email) are data: one file per
-category under data/source_categories/, one lower-case source name or host per line,
-"#" comments, "name.*" for any top-level domain (full description in search.txt).
+The source categories (search, social, shopping, video) are data: Google's published
+list, data/ga4_source_categories.csv (source, source_category), shipped as is. The email
+rule's four names are GA4's own (no list).
 """
 
 from __future__ import annotations
