@@ -454,9 +454,11 @@ def costs() -> None:
 @click.option("--rebuild", is_flag=True, help="Rebuild the built days it touched, at once.")
 @click.pass_context
 def costs_load(ctx: click.Context, path: Path, as_flow: bool, rebuild: bool) -> None:
-    """Load a CSV or Parquet cost file. Dates already loaded are replaced per site, source
-    and medium, atomically; if any row is bad, every bad row is listed with its line
-    number and nothing is loaded. The built days it touches become stale: the next
+    """Load a CSV or Parquet cost file. It replaces exactly the (date, site, source,
+    medium, campaign) keys it holds, atomically, as GA4's cost import does: other
+    campaigns stay. Source, medium and campaign are matched trimmed and in lower case; a
+    missing campaign is "(not set)". If any row is bad, every bad row is listed with its
+    line number and nothing is loaded. The built days it touches become stale: the next
     `run daily` rebuilds them (or --rebuild, now)."""
     from pipeline.warehouse.costs import CostLoadError, load_costs
     from pipeline.warehouse.lock import warehouse_lock

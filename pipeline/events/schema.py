@@ -72,6 +72,7 @@ LAKE_EXTRA_FIELDS = (
     # Attribution, derived once at ingestion (pipeline.sessions.attribution).
     pa.field("source", pa.string(), nullable=False),
     pa.field("medium", pa.string(), nullable=False),
+    pa.field("campaign", pa.string(), nullable=False),
     pa.field("channel_group", pa.string(), nullable=False),
     pa.field("attribution_rules", pa.int32(), nullable=False),
     pa.field("ingested_at", pa.timestamp("us", tz="UTC"), nullable=False),

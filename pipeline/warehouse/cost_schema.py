@@ -37,8 +37,9 @@ REQUIRED_COLUMNS: Final = ("date", "source", "medium", "cost", "currency")
 OPTIONAL_TEXT: Final = ("campaign", "ad_group", "term", "content")
 # One row per combination of these within a file; a second one would be ambiguous.
 ROW_KEY: Final = ("date", "site_id", "source", "medium", *OPTIONAL_TEXT)
-# What a load replaces: every row already stored for these values.
-GROUP_KEY: Final = ("date", "site_id", "source", "medium")
+# What a load replaces: every row already stored for these values, as GA4's cost import
+# does. Other campaigns of the same date, site, source and medium stay.
+GROUP_KEY: Final = ("date", "site_id", "source", "medium", "campaign")
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,9 +48,9 @@ class CostRow:
 
     date: date
     site_id: str
-    source: str
+    source: str  # normalised: trimmed, lower case, as sessions are
     medium: str
-    campaign: str | None
+    campaign: str  # normalised: pipeline.sessions.attribution.campaign_key
     ad_group: str | None
     term: str | None
     content: str | None

@@ -4,9 +4,10 @@ In the spirit of GA4 cost data import. Columns (DESIGN.md, "Marketing costs"):
 
     date          required, YYYY-MM-DD
     site_id       required when more than one site is configured, else defaults to it
-    source        required
-    medium        required
-    campaign, ad_group, term, content   optional (an empty value is NULL)
+    source        required; stored trimmed and in lower case, as sessions are matched
+    medium        required; likewise
+    campaign      optional; likewise, and a missing one is "(not set)", as for sessions
+    ad_group, term, content             optional (an empty value is NULL)
     cost          required, a finite decimal >= 0 with at most 4 decimal places
     currency      required, ISO 4217
     clicks, impressions                 optional non-negative whole numbers
@@ -14,8 +15,9 @@ In the spirit of GA4 cost data import. Columns (DESIGN.md, "Marketing costs"):
 The file is validated whole before the warehouse is touched: every bad row is reported
 with its place (CSV: physical line, the header being line 1; Parquet: "row N", from 1)
 and nothing is loaded if any row is bad. A good file replaces, in one DuckDB transaction,
-every row already loaded for the (date, site_id, source, medium) groups it contains, so
-loading the same file twice gives the same rows, and a failure leaves the old rows.
+every row already loaded for the (date, site_id, source, medium, campaign) keys it
+contains, as GA4's cost import does: other campaigns of those dates stay. Loading the same
+file twice gives the same rows, and a failure leaves the old rows.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ import pyarrow.parquet as pq
 from pipeline.config import Settings
 from pipeline.errors import SessionflowError
 from pipeline.events.codes import currency_codes
+from pipeline.sessions.attribution import attribution_key, campaign_key
 from pipeline.warehouse.cost_schema import (
     COLUMNS,
     GROUP_KEY,
@@ -95,7 +98,7 @@ class CostLoad:
     rows_loaded: int
     first_date: date | None  # None when the file has no rows
     last_date: date | None
-    groups: int  # distinct (date, site_id, source, medium) in the file
+    groups: int  # distinct (date, site_id, source, medium, campaign) keys in the file
     groups_replaced: int  # of those, how many already had rows (now replaced)
     rows_deleted: int  # old rows those groups held
     # Currencies in the file that are neither the reporting currency nor in
@@ -108,7 +111,7 @@ class CostLoad:
             return f"{self.path}: no rows; nothing loaded"
         return (
             f"loaded {self.rows_loaded} cost rows for {self.first_date}..{self.last_date} "
-            f"from {self.path} ({self.groups} date/site/source/medium groups, "
+            f"from {self.path} ({self.groups} date/site/source/medium/campaign keys, "
             f"{self.groups_replaced} replaced, {self.rows_deleted} old rows deleted)"
         )
 
@@ -306,9 +309,9 @@ class _RowParser:
         row = CostRow(
             date=fields.take("date", _parse_date, date.min),
             site_id=fields.take("site_id", self._parse_site, ""),
-            source=fields.take("source", _parse_required_text, ""),
-            medium=fields.take("medium", _parse_required_text, ""),
-            campaign=fields.take("campaign", _parse_text, None),
+            source=fields.take("source", _parse_attribution_key, ""),
+            medium=fields.take("medium", _parse_attribution_key, ""),
+            campaign=campaign_key(fields.take("campaign", _parse_text, None)),
             ad_group=fields.take("ad_group", _parse_text, None),
             term=fields.take("term", _parse_text, None),
             content=fields.take("content", _parse_text, None),
@@ -335,6 +338,10 @@ class _RowParser:
             hint = f" (did you mean {code.upper()!r}?)" if code.upper() in self._currencies else ""
             raise _Bad(f"{code!r} is not an ISO 4217 code{hint}")
         return code
+
+
+def _parse_attribution_key(value: object) -> str:
+    return attribution_key(_parse_required_text(value))
 
 
 def _show(value: object) -> str:

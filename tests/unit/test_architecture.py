@@ -22,7 +22,7 @@ ALLOWED: dict[str, set[str]] = {
     "kafka": {"events"},
     "collector": {"events", "privacy", "kafka"},
     "lake": {"events", "privacy", "sessions"},
-    "warehouse": {"events", "lake"},
+    "warehouse": {"events", "lake", "sessions"},
     "dev": {"events", "privacy", "collector", "kafka", "sessions", "lake", "warehouse"},
 }
 # Third-party I/O the pure core must not touch.

@@ -16,6 +16,7 @@ import pytest
 from pipeline.config import Settings
 from pipeline.dev.generator import COST_COLUMNS, GeneratorConfig, generate_costs, write_dataset
 from pipeline.errors import SessionflowError
+from pipeline.sessions.attribution import campaign_key
 from pipeline.warehouse import models
 from pipeline.warehouse.costs import CostLoadError, CostRowError, load_costs, read_costs
 
@@ -66,7 +67,7 @@ def _expected(config: GeneratorConfig) -> list[Row]:
             row["site_id"],
             row["source"],
             row["medium"],
-            row["campaign"],
+            campaign_key(row["campaign"]),
             None,
             None,
             None,
@@ -92,7 +93,7 @@ def test_loads_the_generators_costs_csv(tmp_path: Path) -> None:
     assert _table(settings) == expected
     assert result.rows_loaded == len(expected)
     assert (result.first_date, result.last_date) == (START, date(2026, 11, 3))
-    assert result.groups == len({row[:4] for row in expected})
+    assert result.groups == len({row[:5] for row in expected})
     assert (result.groups_replaced, result.rows_deleted) == (0, 0)
     assert result.unconverted_currencies == ()
     # One load, one stamp.
@@ -129,14 +130,15 @@ def test_reloading_the_same_file_leaves_identical_rows(tmp_path: Path) -> None:
     assert again.rows_deleted == first.rows_loaded
 
 
-def test_reloading_changed_costs_replaces_exactly_that_group(tmp_path: Path) -> None:
+def test_reloading_replaces_exactly_the_files_campaign_keys(tmp_path: Path) -> None:
+    """GA4's cost import: a file replaces the (date, site, source, medium, campaign) keys it
+    holds; a campaign it does not mention keeps its rows."""
     settings = _settings(tmp_path)
     path = _generated_csv(tmp_path)
     load_costs(settings, path)
     before = _table(settings, with_loaded_at=True)
 
-    # google/cpc on the second day: three campaigns. The new file has new costs for two
-    # of them and drops the third: the whole group is replaced by what the file says.
+    # google/cpc on the second day: three campaigns. The new file has new costs for two.
     group = [
         row
         for row in _read_csv(path)
@@ -146,17 +148,33 @@ def test_reloading_changed_costs_replaces_exactly_that_group(tmp_path: Path) -> 
     changed = [{**row, "cost": "999.99"} for row in group[:2]]
     load = load_costs(settings, _write_csv(tmp_path / "fix.csv", changed, COST_COLUMNS))
 
-    assert (load.rows_loaded, load.groups, load.groups_replaced, load.rows_deleted) == (2, 1, 1, 3)
-    in_group = [r for r in before if (r[0], r[2], r[3]) == (date(2026, 11, 2), "google", "cpc")]
-    untouched = [r for r in before if r not in in_group]
+    assert (load.rows_loaded, load.groups, load.groups_replaced, load.rows_deleted) == (2, 2, 2, 2)
+    replaced_keys = {
+        (date(2026, 11, 2), "google", "cpc", campaign_key(r["campaign"])) for r in changed
+    }
+    untouched = [r for r in before if (r[0], r[2], r[3], r[4]) not in replaced_keys]
     after = _table(settings, with_loaded_at=True)
-    # Other dates, sources and the bing/cpc group on the same day keep even their stamp.
+    # Everything else, the third google/cpc campaign of that day included, keeps its stamp.
     assert [r for r in after if r in untouched] == untouched
     assert len(after) == len(untouched) + 2
     replaced = sorted(r[:12] for r in after if r not in untouched)
-    assert [(r[4], r[8]) for r in replaced] == [
-        (group[0]["campaign"], Decimal("999.9900")),
-        (group[1]["campaign"], Decimal("999.9900")),
+    assert [(r[4], r[8]) for r in replaced] == sorted(
+        (campaign_key(row["campaign"]), Decimal("999.9900")) for row in group[:2]
+    )
+
+
+def test_source_medium_and_campaign_are_stored_normalised(tmp_path: Path) -> None:
+    settings = _settings(tmp_path)
+    path = tmp_path / "costs.csv"
+    path.write_text(
+        "date,source,medium,campaign,cost,currency\n"
+        "2026-11-01, Facebook ,CPC,Spring ,1,USD\n"
+        "2026-11-01,google,cpc,,2,USD\n"
+    )
+    load_costs(settings, path)
+    assert [row[2:5] for row in _table(settings)] == [
+        ("facebook", "cpc", "spring"),
+        ("google", "cpc", "(not set)"),
     ]
 
 
@@ -306,7 +324,7 @@ def test_optional_columns_and_exact_decimals(tmp_path: Path) -> None:
     settings = _settings(tmp_path)
     result = load_costs(settings, path)
     assert _table(settings) == [
-        (date(2026, 11, 1), "shop.example", "google", "cpc", None, None, None, None,
+        (date(2026, 11, 1), "shop.example", "google", "cpc", "(not set)", None, None, None,
          Decimal("0.1000"), "EUR", None, None),
         (date(2026, 11, 2), "shop.example", "google", "cpc", "brand", None, "shoes", None,
          Decimal("12.3456"), "EUR", 7, None),

@@ -86,6 +86,11 @@ def import_events(settings: Settings, events: Iterable[Row], path: Path) -> None
     assert report.rejected == 0, report.reject_lines
 
 
+def campaign_of(value: str | None) -> str:
+    """Campaigns match trimmed and in lower case, a missing one as "(not set)"."""
+    return (value or "").strip().lower() or "(not set)"
+
+
 def load_costs(settings: Settings, rows: Iterable[Row]) -> None:
     settings.warehouse_path.parent.mkdir(parents=True, exist_ok=True)
     with duckdb.connect(str(settings.warehouse_path)) as con:
@@ -93,7 +98,14 @@ def load_costs(settings: Settings, rows: Iterable[Row]) -> None:
         con.executemany(
             "INSERT INTO marketing_costs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now())",
             [
-                [Decimal(str(row["cost"])) if c == "cost" else row.get(c) for c in COST_COLUMNS]
+                [
+                    Decimal(str(row["cost"]))
+                    if c == "cost"
+                    else campaign_of(row.get(c))
+                    if c == "campaign"
+                    else row.get(c)
+                    for c in COST_COLUMNS
+                ]
                 for row in rows
             ],
         )
@@ -277,7 +289,8 @@ def recompute(settings: Settings, day: date, costs: list[Row]) -> Recomputed:
             "engaged": engaged, "bounce": not engaged,
             "entry_page": pages[0]["page_url"] if pages else None,
             "exit_page": pages[-1]["page_url"] if pages else None,
-            "source": source, "medium": medium, "campaign": first["utm_campaign"],
+            "source": source.strip().lower(), "medium": medium.strip().lower(),
+            "campaign": campaign_of(first["utm_campaign"]),
             "channel_group": first["channel_group"],
             "device_category": first["device_category"], "country": first["country"],
             "conversions": conversions, "revenue": revenue, "conversion_value": goal_value,
@@ -335,7 +348,7 @@ def _with_costs(
     for row in costs:
         if row["date"] != day:
             continue
-        key = (row["site_id"], row["source"], row["medium"], row["campaign"])
+        key = (row["site_id"], row["source"], row["medium"], campaign_of(row["campaign"]))
         amount = reporting_amount(float(row["cost"]), row["currency"])
         spend[key] = spend.get(key, Decimal(0)) + (amount or 0)
 
@@ -556,11 +569,11 @@ def test_the_generated_data_exercises_every_trap(generated: Generated) -> None:
     assert by_visitor["midnight-b"]["session_end"].astimezone(ZoneInfo(TIMEZONE)).date() > DAY
     assert (by_visitor["gclid-visitor"]["source"], by_visitor["gclid-visitor"]["campaign"]) == (
         "google",
-        None,
+        "(not set)",
     )
     costs = expected.cost_per_session
     assert costs[("shop.example", "youtube", "cpc", "tv_launch")]["sessions"] == 0
-    assert costs[("shop.example", "google", "cpc", None)]["sessions"] == 1
+    assert costs[("shop.example", "google", "cpc", "(not set)")]["sessions"] == 1
     assert costs[("blog.example", "tiktok", "paid_social", "only_gbp")]["cost"] == 0
     assert any(c["cost"] == 0 and c["sessions"] > 0 for c in costs.values())
     # A goal counted per session although hit twice, one counted per event.
@@ -625,7 +638,7 @@ def test_ratios_are_null_when_their_denominator_is_zero(tmp_path: Path) -> None:
     cost_only = per_campaign[("shop.example", "youtube", "cpc", "launch")]
     assert (cost_only["sessions"], cost_only["cost_per_session"]) == (0, None)
     assert (cost_only["roas"], cost_only["cost_per_conversion"]) == (0.0, None)
-    no_cost = per_campaign[("shop.example", "(direct)", "(none)", None)]
+    no_cost = per_campaign[("shop.example", "(direct)", "(none)", "(not set)")]
     assert (no_cost["sessions"], no_cost["cost"], no_cost["cost_per_session"]) == (3, 0, 0.0)
     assert (no_cost["roas"], no_cost["cost_per_conversion"]) == (None, None)
 

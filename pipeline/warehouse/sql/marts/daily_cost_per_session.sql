@@ -2,9 +2,11 @@
 -- date x site_id x source x medium x campaign.
 --
 -- A FULL OUTER JOIN: cost with no sessions is a row (sessions 0), and so are sessions
--- with no cost (cost 0). Campaigns match NULL-safely: paid clicks without utm tags
--- (google / cpc from a gclid) have no campaign, and neither may their cost rows.
--- Source, medium and campaign match exactly, as GA4's cost data import does.
+-- with no cost (cost 0). Both sides carry source, medium and campaign trimmed and in lower
+-- case, a missing campaign as "(not set)" (pipeline/sessions/attribution.py, applied at
+-- ingestion and at cost loading), so they match exactly: a gclid-only google / cpc session
+-- meets its "(not set)" cost row. Campaigns still match NULL-safely for cost rows loaded
+-- before that rule.
 CREATE OR REPLACE TEMP TABLE daily_cost_per_session_this_run AS
 WITH campaign_totals AS (
     SELECT

@@ -11,8 +11,8 @@
 --   revenue nor conversions (GA4 drops repeated transactions the same way);
 -- - conversion_value: the goals' assigned values, counted like the conversions.
 --
--- Reads: stg_events (its source, medium and channel_group were derived at ingestion, see
--- pipeline/sessions/attribution.py), goals(name, value, counting).
+-- Reads: stg_events (its source, medium, campaign and channel_group were derived, and
+-- normalised, at ingestion: pipeline/sessions/attribution.py), goals(name, value, counting).
 CREATE OR REPLACE TEMP TABLE sessions_this_run AS
 WITH first_events AS (
     SELECT
@@ -22,7 +22,7 @@ WITH first_events AS (
         e.session_date,
         e.source,
         e.medium,
-        e.utm_campaign AS campaign,
+        e.campaign,
         e.channel_group,
         e.device_category,
         e.country
