@@ -55,19 +55,22 @@ GOAL_COUNTING: dict[str, Any] = {"sign_up": "session", "download": "event"}
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 
 # The columns DESIGN.md lists, in its order.
+SIGNALS = {"user_engagement", "engagement"}  # engagement time only, not events
 DESIGN_COLUMNS = {
     "sessions": "session_id site_id visitor_id session_date session_start session_end "
     "duration_s events pageviews engaged bounce entry_page exit_page source medium campaign "
-    "channel_group device_category country conversions revenue conversion_value",
+    "channel_group device_category country conversions revenue conversion_value "
+    "engagement_time_s",
     "daily_sessions": "date site_id channel_group source medium campaign device_category "
     "country sessions users engaged_sessions pageviews total_duration_s conversions revenue "
     "conversion_value session_value revenue_per_session engagement_rate bounce_rate "
-    "avg_session_duration_s pages_per_session sessions_per_user",
+    "avg_session_duration_s pages_per_session sessions_per_user engagement_time_s "
+    "avg_engagement_time_s",
     "daily_cost_per_session": "date site_id source medium campaign cost sessions "
     "cost_per_session revenue conversion_value roas cost_per_conversion",
     "daily_site_summary": "date site_id sessions users pageviews engaged_sessions conversions "
     "revenue conversion_value cost cost_per_session session_value revenue_per_session "
-    "sessions_per_user bounce_rate",
+    "sessions_per_user bounce_rate engagement_time_s avg_engagement_time_s",
     "monthly_sessions_per_user": "month site_id sessions users sessions_per_user",
 }
 
@@ -239,7 +242,8 @@ def recompute(settings: Settings, day: date, costs: list[Row]) -> Recomputed:
     todays = {}
     for session_id, events in by_session.items():
         events.sort(key=lambda e: (e["event_ts"], e["event_id"]))
-        if events[0]["event_ts"].astimezone(zone).date() == day:
+        real = [e for e in events if e["event_name"] not in SIGNALS]
+        if real and real[0]["event_ts"].astimezone(zone).date() == day:
             todays[session_id] = events
 
     # A transaction id counts once per site and day, in its first purchase.
@@ -258,8 +262,12 @@ def recompute(settings: Settings, day: date, costs: list[Row]) -> Recomputed:
     sessions: dict[str, Row] = {}
     unconverted = 0
     for session_id, events in todays.items():
-        first, last = events[0], events[-1]
+        real = [e for e in events if e["event_name"] not in SIGNALS]
+        first, last = real[0], real[-1]
         pages = [e for e in events if e["event_name"] == "page_view"]
+        engagement = [
+            e["engagement_time_ms"] for e in events if e["engagement_time_ms"] is not None
+        ]
         referrer = first["page_referrer"]
         source, medium = source_medium(
             first["utm_source"], first["utm_medium"], first["click_id_type"],
@@ -280,12 +288,15 @@ def recompute(settings: Settings, day: date, costs: list[Row]) -> Recomputed:
             conversions += times
             goal_value += Decimal(str(GOALS[goal])) * times
         duration_us = (last["event_ts"] - first["event_ts"]) // timedelta(microseconds=1)
-        engaged = duration_us >= 10_000_000 or conversions >= 1 or len(pages) >= 2
+        # GA4: > 10 s of engagement time (of duration when none was sent), a key event,
+        # or two page views.
+        long_enough = sum(engagement) > 10_000 if engagement else duration_us > 10_000_000
+        engaged = long_enough or conversions >= 1 or len(pages) >= 2
         sessions[session_id] = {
             "site_id": first["site_id"], "visitor_id": first["visitor_id"],
             "session_date": day, "session_start": first["event_ts"],
             "session_end": last["event_ts"], "duration_s": duration_us / 1e6,
-            "duration_us": duration_us, "events": len(events), "pageviews": len(pages),
+            "duration_us": duration_us, "events": len(real), "pageviews": len(pages),
             "engaged": engaged, "bounce": not engaged,
             "entry_page": pages[0]["page_url"] if pages else None,
             "exit_page": pages[-1]["page_url"] if pages else None,
@@ -294,6 +305,7 @@ def recompute(settings: Settings, day: date, costs: list[Row]) -> Recomputed:
             "channel_group": first["channel_group"],
             "device_category": first["device_category"], "country": first["country"],
             "conversions": conversions, "revenue": revenue, "conversion_value": goal_value,
+            "engagement_time_s": sum(engagement) / 1000,
         }  # fmt: skip
 
     result = Recomputed(sessions, unconverted, len(purchases) - len(counted))
@@ -313,6 +325,7 @@ def _totals(sessions: Iterable[Row]) -> Row:
         "revenue": sum((s["revenue"] for s in group), Decimal(0)),
         "conversion_value": sum((s["conversion_value"] for s in group), Decimal(0)),
         "duration_us": sum(s["duration_us"] for s in group),
+        "engagement_time_s": sum(s["engagement_time_s"] for s in group),
     }
 
 
@@ -337,6 +350,7 @@ def _daily_sessions(day: date, sessions: dict[str, Row]) -> dict[tuple[Any, ...]
             "avg_session_duration_s": t["duration_us"] / 1e6 / n,
             "pages_per_session": ratio(t["pageviews"], n),
             "sessions_per_user": ratio(n, t["users"]),
+            "avg_engagement_time_s": ratio(t["engagement_time_s"], n),
         }  # fmt: skip
     return expected
 
@@ -382,6 +396,7 @@ def _with_costs(
             "session_value": ratio(t["revenue"] + t["conversion_value"], n),
             "revenue_per_session": ratio(t["revenue"], n), "sessions_per_user": ratio(n, t["users"]),
             "bounce_rate": None if n == 0 else 1 - t["engaged_sessions"] / n,
+            "avg_engagement_time_s": ratio(t["engagement_time_s"], n),
         }  # fmt: skip
     return per_campaign, per_site
 
@@ -665,32 +680,48 @@ def test_a_day_without_events_still_reports_its_costs(tmp_path: Path) -> None:
 
 
 def test_engaged_and_bounce_at_their_boundaries(tmp_path: Path, bare: BareRunner) -> None:
+    """GA4: engaged is more than 10 s of engagement time (of duration when no event sent
+    engagement time), or a key event, or two page views."""
     settings = make_settings(tmp_path / "data", goals={"sign_up": 5.0})
     ms = timedelta(milliseconds=1)
-    cases = {  # visitor: the events after its landing page view, and whether it engaged
-        "short": ([("scroll", 9_999 * ms)], False),
-        "ten_seconds": ([("scroll", 10_000 * ms)], True),
-        "one_page": ([], False),
-        "two_pages": ([("page_view", 1_000 * ms)], True),
-        "purchase": ([("purchase", 1_000 * ms)], True),
-        "goal": ([("sign_up", 1_000 * ms)], True),
-        "not_a_goal": ([("newsletter_open", 1_000 * ms)], False),
-    }
+    cases: dict[str, tuple[list[tuple[str, timedelta, dict[str, Any]]], dict[str, Any], bool]] = {
+        # visitor: (events after the landing page view, the landing's fields, engaged)
+        "short": ([("scroll", 9_999 * ms, {})], {}, False),
+        "ten_seconds": ([("scroll", 10_000 * ms, {})], {}, False),  # not *more* than 10 s
+        "just_over": ([("scroll", 10_001 * ms, {})], {}, True),
+        "one_page": ([], {}, False),
+        "one_page_a_minute_engaged": ([], {"engagement_time_ms": 60_000}, True),
+        "long_but_little_engagement": (
+            [("scroll", 60_000 * ms, {"engagement_time_ms": 2_000})], {"engagement_time_ms": 3_000},
+            False,
+        ),
+        "engagement_signal": ([("user_engagement", 30_000 * ms, {"engagement_time_ms": 11_000})],
+                              {}, True),
+        "two_pages": ([("page_view", 1_000 * ms, {})], {}, True),
+        "purchase": ([("purchase", 1_000 * ms, {})], {}, True),
+        "goal": ([("sign_up", 1_000 * ms, {})], {}, True),
+        "not_a_goal": ([("newsletter_open", 1_000 * ms, {})], {}, False),
+    }  # fmt: skip
     events = []
-    for n, (visitor, (after, _)) in enumerate(cases.items()):
+    for n, (visitor, (after, landing, _)) in enumerate(cases.items()):
         start = T0 + timedelta(hours=n)
-        events.append(event(f"{visitor}-0", "page_view", start, visitor))
-        events += [event(f"{visitor}-{i + 1}", name, start + delay, visitor)
-                   for i, (name, delay) in enumerate(after)]  # fmt: skip
+        events.append(event(f"{visitor}-0", "page_view", start, visitor, **landing))
+        events += [event(f"{visitor}-{i + 1}", name, start + delay, visitor, **extra)
+                   for i, (name, delay, extra) in enumerate(after)]  # fmt: skip
     import_events(settings, events, tmp_path / "events.jsonl")
 
     sessions = {row["visitor_id"]: row for row in bare(settings).rows("sessions_this_run")}
 
     assert {v: (s["engaged"], s["bounce"]) for v, s in sessions.items()} == {
-        visitor: (engaged, not engaged) for visitor, (_, engaged) in cases.items()
+        visitor: (engaged, not engaged) for visitor, (_, _, engaged) in cases.items()
     }
     assert sessions["short"]["duration_s"] == 9.999
     assert sessions["ten_seconds"]["duration_s"] == 10.0
+    assert sessions["one_page_a_minute_engaged"]["engagement_time_s"] == 60.0
+    # A signal adds engagement time; it is no event and does not stretch the session.
+    signal = sessions["engagement_signal"]
+    assert (signal["engagement_time_s"], signal["events"], signal["duration_s"]) == (11.0, 1, 0.0)
+    assert signal["exit_page"] == signal["entry_page"]
 
 
 def test_goal_counting_transactions_and_currencies(tmp_path: Path, bare: BareRunner) -> None:

@@ -25,6 +25,8 @@ SELECT
     CAST(1 - engaged_sessions / nullif(sessions, 0) AS DOUBLE) AS bounce_rate,
     CAST(duration_us / 1000000 / nullif(sessions, 0) AS DOUBLE) AS avg_session_duration_s,
     CAST(pageviews / nullif(sessions, 0) AS DOUBLE) AS pages_per_session,
-    CAST(sessions / nullif(users, 0) AS DOUBLE) AS sessions_per_user
+    CAST(sessions / nullif(users, 0) AS DOUBLE) AS sessions_per_user,
+    CAST(engagement_ms / 1000 AS DOUBLE) AS engagement_time_s,
+    CAST(engagement_ms / 1000 / nullif(sessions, 0) AS DOUBLE) AS avg_engagement_time_s
 FROM session_totals
 ORDER BY ALL;

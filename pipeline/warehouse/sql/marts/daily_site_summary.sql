@@ -11,7 +11,8 @@ WITH site_totals AS (
         sum(engaged_sessions) AS engaged_sessions,
         sum(conversions) AS conversions,
         sum(revenue) AS revenue,
-        sum(conversion_value) AS conversion_value
+        sum(conversion_value) AS conversion_value,
+        sum(engagement_ms) AS engagement_ms
     FROM session_totals
     GROUP BY ALL
 ),
@@ -41,7 +42,8 @@ joined AS (
         coalesce(s.conversions, 0) AS conversions,
         coalesce(s.revenue, 0) AS revenue,
         coalesce(s.conversion_value, 0) AS conversion_value,
-        coalesce(c.cost, 0) AS cost
+        coalesce(c.cost, 0) AS cost,
+        coalesce(s.engagement_ms, 0) AS engagement_ms
     FROM site_totals AS s
     LEFT JOIN site_users AS u USING (date, site_id)
     FULL OUTER JOIN cost_totals AS c USING (date, site_id)
@@ -62,6 +64,8 @@ SELECT
     CAST((revenue + conversion_value) / nullif(sessions, 0) AS DOUBLE) AS session_value,
     CAST(revenue / nullif(sessions, 0) AS DOUBLE) AS revenue_per_session,
     CAST(sessions / nullif(users, 0) AS DOUBLE) AS sessions_per_user,
-    CAST(1 - engaged_sessions / nullif(sessions, 0) AS DOUBLE) AS bounce_rate
+    CAST(1 - engaged_sessions / nullif(sessions, 0) AS DOUBLE) AS bounce_rate,
+    CAST(engagement_ms / 1000 AS DOUBLE) AS engagement_time_s,
+    CAST(engagement_ms / 1000 / nullif(sessions, 0) AS DOUBLE) AS avg_engagement_time_s
 FROM joined
 ORDER BY ALL;

@@ -21,6 +21,8 @@ SELECT
     sum(pageviews) AS pageviews,
     -- Integer microseconds: exact, so identical whatever the summing order.
     sum(epoch_us(session_end) - epoch_us(session_start)) AS duration_us,
+    -- Milliseconds, exact for the same reason.
+    sum(CAST(round(engagement_time_s * 1000) AS BIGINT)) AS engagement_ms,
     sum(conversions) AS conversions,
     sum(revenue) AS revenue,
     sum(conversion_value) AS conversion_value

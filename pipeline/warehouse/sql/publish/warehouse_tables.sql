@@ -27,7 +27,8 @@ CREATE TABLE IF NOT EXISTS sessions (
     country VARCHAR,
     conversions BIGINT NOT NULL,
     revenue DECIMAL(18, 4) NOT NULL,
-    conversion_value DECIMAL(18, 4) NOT NULL
+    conversion_value DECIMAL(18, 4) NOT NULL,
+    engagement_time_s DOUBLE NOT NULL
 );
 
 -- Internal (not a mart): whether a session was identified by a stable id (a client
@@ -62,7 +63,9 @@ CREATE TABLE IF NOT EXISTS daily_sessions (
     bounce_rate DOUBLE,
     avg_session_duration_s DOUBLE,
     pages_per_session DOUBLE,
-    sessions_per_user DOUBLE
+    sessions_per_user DOUBLE,
+    engagement_time_s DOUBLE NOT NULL,
+    avg_engagement_time_s DOUBLE
 );
 
 -- Grain: date x site_id x source x medium x campaign. Cost with no sessions and sessions
@@ -98,7 +101,9 @@ CREATE TABLE IF NOT EXISTS daily_site_summary (
     session_value DOUBLE,
     revenue_per_session DOUBLE,
     sessions_per_user DOUBLE,
-    bounce_rate DOUBLE
+    bounce_rate DOUBLE,
+    engagement_time_s DOUBLE NOT NULL,
+    avg_engagement_time_s DOUBLE
 );
 
 -- Grain: month x site_id, stable-id sessions only: cookie-free visitor ids rotate daily,
@@ -110,3 +115,12 @@ CREATE TABLE IF NOT EXISTS monthly_sessions_per_user (
     users BIGINT NOT NULL,
     sessions_per_user DOUBLE
 );
+
+-- Columns added since the first release, for warehouses created before them (appended
+-- last, as in the definitions above; rows of days built before stay NULL until rebuilt,
+-- and the changed models make every built day stale).
+ALTER TABLE sessions ADD COLUMN IF NOT EXISTS engagement_time_s DOUBLE;
+ALTER TABLE daily_sessions ADD COLUMN IF NOT EXISTS engagement_time_s DOUBLE;
+ALTER TABLE daily_sessions ADD COLUMN IF NOT EXISTS avg_engagement_time_s DOUBLE;
+ALTER TABLE daily_site_summary ADD COLUMN IF NOT EXISTS engagement_time_s DOUBLE;
+ALTER TABLE daily_site_summary ADD COLUMN IF NOT EXISTS avg_engagement_time_s DOUBLE;

@@ -2,8 +2,10 @@
 --
 -- - source, medium, campaign, channel_group, device and country: from the session's first
 --   event, GA4 style (first by event_ts, then event_id);
--- - engaged (GA4): lasted >= 10 s (last event - first event), or had a conversion, or had
---   >= 2 page views; bounce = not engaged;
+-- - engaged (GA4): more than 10 s of engagement time (summed engagement_time_ms; when no
+--   event carried any, more than 10 s from first to last event), or a conversion, or >= 2
+--   page views; bounce = not engaged. Engagement signals add engagement time only;
+-- - engagement_time_s: the summed engagement time;
 -- - conversions: purchases, plus goal events counted once per event or once per session
 --   as goals(counting) says;
 -- - revenue: converted `value` of purchases. A transaction_id counts once per site and
@@ -33,10 +35,12 @@ WITH first_events AS (
 totals AS (
     SELECT
         session_id,
-        min(event_ts) AS session_start,
-        max(event_ts) AS session_end,
-        count(*) AS events,
-        count(*) FILTER (WHERE event_name = 'page_view') AS pageviews
+        min(event_ts) FILTER (WHERE NOT is_engagement_signal) AS session_start,
+        max(event_ts) FILTER (WHERE NOT is_engagement_signal) AS session_end,
+        count(*) FILTER (WHERE NOT is_engagement_signal) AS events,
+        count(*) FILTER (WHERE event_name = 'page_view') AS pageviews,
+        coalesce(sum(engagement_time_ms), 0) AS engagement_ms,
+        count(engagement_time_ms) > 0 AS sent_engagement
     FROM stg_events
     GROUP BY session_id
 ),
@@ -113,6 +117,8 @@ assembled AS (
         epoch_us(t.session_end) - epoch_us(t.session_start) AS duration_us,
         t.events,
         t.pageviews,
+        t.engagement_ms,
+        t.sent_engagement,
         p.entry_page,
         p.exit_page,
         coalesce(b.purchases, 0) + coalesce(g.conversions, 0) AS conversions,
@@ -128,7 +134,12 @@ assembled AS (
 classified AS (
     SELECT
         *,
-        duration_us >= 10000000 OR conversions >= 1 OR pageviews >= 2 AS engaged
+        -- GA4: more than 10 s of engagement time (of duration, when no event of the
+        -- session carried engagement time), or a key event, or 2 or more page views.
+        CASE
+            WHEN sent_engagement THEN engagement_ms > 10000
+            ELSE duration_us > 10000000
+        END OR conversions >= 1 OR pageviews >= 2 AS engaged
     FROM assembled
 )
 
@@ -154,6 +165,7 @@ SELECT
     country,
     CAST(conversions AS BIGINT) AS conversions,
     CAST(revenue AS DECIMAL(18, 4)) AS revenue,
-    CAST(conversion_value AS DECIMAL(18, 4)) AS conversion_value
+    CAST(conversion_value AS DECIMAL(18, 4)) AS conversion_value,
+    CAST(engagement_ms / 1000 AS DOUBLE) AS engagement_time_s
 FROM classified
 ORDER BY session_id;

@@ -1,5 +1,6 @@
 -- stg_events: the lake's events of the sessions dated $run_date, each event once, with its
--- amount in the reporting currency.
+-- amount in the reporting currency (grain: event). A session made only of engagement
+-- signals is no session: it has no date, so it is left out.
 --
 -- A session counts on the local date ($timezone) of its first event and may cross
 -- midnight, so $lake_files is the build's window of partitions (pipeline/lake/paths.py):
@@ -31,14 +32,23 @@ unique_events AS (
     ) = 1
 ),
 
+signals AS (
+    -- Engagement signals (GA4's user_engagement, Plausible's engagement) only add
+    -- engagement time: they are not events, page views, entry or exit pages, and neither
+    -- start nor stretch a session.
+    SELECT *, event_name IN ('user_engagement', 'engagement') AS is_engagement_signal
+    FROM unique_events
+),
+
 in_sessions AS (
     SELECT
         *,
-        min(event_ts) OVER (PARTITION BY session_id) AS session_first_ts,
-        row_number() OVER (
-            PARTITION BY session_id ORDER BY event_ts, event_id
+        min(event_ts) FILTER (WHERE NOT is_engagement_signal)
+            OVER (PARTITION BY session_id) AS session_first_ts,
+        NOT is_engagement_signal AND row_number() OVER (
+            PARTITION BY session_id, is_engagement_signal ORDER BY event_ts, event_id
         ) = 1 AS is_first_event
-    FROM unique_events
+    FROM signals
 )
 
 SELECT
