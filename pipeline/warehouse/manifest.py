@@ -103,9 +103,6 @@ class Fingerprinter:
             models=self.models,
         )
 
-    def cost_dates(self) -> list[date]:
-        return sorted(self._costs)
-
     def has_data(self, day: date) -> bool:
         """Whether `day` has events in the lake or costs: worth building."""
         return day in self._costs or bool(self.layout.files_on(day))
