@@ -16,19 +16,14 @@ from prefect.artifacts import create_markdown_artifact
 from flows.daily import rebuild_days
 from pipeline.config import load_settings
 from pipeline.warehouse.costs import CostLoad, CostLoadError, load_costs
-from pipeline.warehouse.lock import warehouse_lock
+from pipeline.warehouse.lock import hold_warehouse
 
 
 @task(retries=1, retry_delay_seconds=2)
 def load(path: str, config_path: str | None) -> CostLoad:
     settings = load_settings(config_path)
     try:
-        with warehouse_lock(
-            settings.data_dir,
-            f"costs load {path}",
-            wait_seconds=settings.flows.lock_wait_seconds,
-            say=get_run_logger().info,
-        ):
+        with hold_warehouse(settings, f"costs load {path}", get_run_logger().info):
             return load_costs(settings, Path(path))
     except CostLoadError as failure:
         for error in failure.errors[:50]:

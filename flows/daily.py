@@ -11,14 +11,11 @@ up to date. One flow writes the warehouse at a time (pipeline.warehouse.lock).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import duckdb
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.task_runners import ThreadPoolTaskRunner
@@ -28,8 +25,8 @@ from pipeline.config import Settings, load_settings
 from pipeline.lake.compaction import compact_date
 from pipeline.lake.paths import build_windows
 from pipeline.lake.store import Lake
-from pipeline.warehouse.build import build_day, ensure_tables
-from pipeline.warehouse.lock import warehouse_lock
+from pipeline.warehouse.build import build_day, open_warehouse
+from pipeline.warehouse.lock import hold_warehouse
 from pipeline.warehouse.manifest import NOT_BUILT, DayState, plan_daily, plan_days
 
 
@@ -47,7 +44,7 @@ class DayOutcome:
         counts = ", ".join(f"{table} {n}" for table, n in sorted(self.rows.items()))
         return [
             f"{self.day}: {self.reason}: built ({counts})",
-            *(f"  [{'ok' if c.ok else 'FAIL'}] {c.name}: {c.detail}" for c in self.checks),
+            *(f"  {check.line()}" for check in self.checks),
         ]
 
 
@@ -57,7 +54,7 @@ class RunReport:
     checks: list[Check] = field(default_factory=list)  # about the run, not one day
 
     def lines(self) -> list[str]:
-        run_checks = [f"[{'ok' if c.ok else 'FAIL'}] {c.name}: {c.detail}" for c in self.checks]
+        run_checks = [check.line() for check in self.checks]
         return [line for outcome in self.days for line in outcome.lines()] + run_checks
 
     @property
@@ -100,10 +97,10 @@ def daily_aggregation(
     look-back days whose inputs changed, and every day whose costs changed."""
     settings = load_settings(config_path)
     target = day or yesterday(settings)
-    with _holding_warehouse(settings, f"run daily {target}"):
+    with hold_warehouse(settings, f"run daily {target}", get_run_logger().info):
         lookback = [target - timedelta(days=n) for n in range(settings.flows.lookback_days + 1)]
         compact_lake(lookback, config_path)
-        with _warehouse(settings) as con:
+        with open_warehouse(settings) as con:
             plan = plan_daily(settings, con, target, force=force)
         outcomes = _build(plan.days, config_path)
     report = RunReport(outcomes, [outside_lookback_check(plan.outside_lookback)])
@@ -123,9 +120,9 @@ def backfill(
     """Every day of the range that is not up to date (all of them when `force`)."""
     settings = load_settings(config_path)
     days = [start + timedelta(days=n) for n in range((end - start).days + 1)]
-    with _holding_warehouse(settings, f"backfill {start}..{end}"):
+    with hold_warehouse(settings, f"backfill {start}..{end}", get_run_logger().info):
         compact_lake(days, config_path)
-        with _warehouse(settings) as con:
+        with open_warehouse(settings) as con:
             states = plan_days(settings, con, days, force=force)
         stale = sum(state.stale for state in states)
         get_run_logger().info(
@@ -140,8 +137,8 @@ def rebuild_days(days: list[date], config_path: str | None = None) -> list[DayOu
     """Rebuild those of `days` that were built and are stale now (e.g. the days a cost
     load touched); days never built are left to `run daily` or `backfill`."""
     settings = load_settings(config_path)
-    with _holding_warehouse(settings, f"rebuild {len(days)} days"):
-        with _warehouse(settings) as con:
+    with hold_warehouse(settings, f"rebuild {len(days)} days", get_run_logger().info):
+        with open_warehouse(settings) as con:
             states = plan_days(settings, con, days, force=False)
         built_before = [state for state in states if NOT_BUILT not in state.reasons]
         return _build(built_before, config_path)
@@ -174,20 +171,3 @@ def _build(states: list[DayState], config_path: str | None) -> list[DayOutcome]:
         outcomes.append(future.result())
         logger.info("progress: %d/%d days built (%s)", done, len(futures), day)
     return sorted(outcomes, key=lambda outcome: outcome.day)
-
-
-@contextmanager
-def _holding_warehouse(settings: Settings, holder: str) -> Iterator[None]:
-    logger = get_run_logger()
-    with warehouse_lock(
-        settings.data_dir, holder, wait_seconds=settings.flows.lock_wait_seconds, say=logger.info
-    ):
-        yield
-
-
-@contextmanager
-def _warehouse(settings: Settings) -> Iterator[duckdb.DuckDBPyConnection]:
-    settings.warehouse_path.parent.mkdir(parents=True, exist_ok=True)
-    with duckdb.connect(str(settings.warehouse_path)) as con:
-        ensure_tables(con)
-        yield con

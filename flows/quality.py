@@ -22,6 +22,9 @@ class Check:
     ok: bool
     detail: str
 
+    def line(self) -> str:
+        return f"[{'ok' if self.ok else 'FAIL'}] {self.name}: {self.detail}"
+
 
 def check_day(settings: Settings, day: date, rows: dict[str, int]) -> list[Check]:
     with duckdb.connect(str(settings.warehouse_path)) as con:

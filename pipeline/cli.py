@@ -461,7 +461,7 @@ def costs_load(ctx: click.Context, path: Path, as_flow: bool, rebuild: bool) -> 
     line number and nothing is loaded. The built days it touches become stale: the next
     `run daily` rebuilds them (or --rebuild, now)."""
     from pipeline.warehouse.costs import CostLoadError, load_costs
-    from pipeline.warehouse.lock import warehouse_lock
+    from pipeline.warehouse.lock import hold_warehouse
 
     settings = _settings(ctx)
     if as_flow:
@@ -470,12 +470,7 @@ def costs_load(ctx: click.Context, path: Path, as_flow: bool, rebuild: bool) -> 
         click.echo(cost_loading(str(path), _config_path(ctx)))
         return
     try:
-        with warehouse_lock(
-            settings.data_dir,
-            f"costs load {path}",
-            wait_seconds=settings.flows.lock_wait_seconds,
-            say=click.echo,
-        ):
+        with hold_warehouse(settings, f"costs load {path}", click.echo):
             loaded = load_costs(settings, path)
     except CostLoadError as failure:
         for error in failure.errors[:MAX_LISTED_COST_ERRORS]:

@@ -9,7 +9,6 @@ lake as `import-<content hash>` files. Importing the same file again adds nothin
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -72,7 +71,7 @@ def import_file(settings: Settings, path: Path, progress: Progress) -> ImportRep
 
     state = ProcessingState(
         Deduplicator(window_micros=_FOREVER_MICROS),
-        Sessionizer(SessionRules.from_settings(settings)),
+        Sessionizer(rules),
     )
     processed = process(
         state,
@@ -102,11 +101,8 @@ def _accepted_records(
             size = batch.nbytes // max(1, batch.num_rows)
             for record in batch.to_pylist():
                 row += 1
-                text = json.dumps(record, default=str)
-                yield (
-                    accept_value(_from_parquet(record), text, f"row {row}", now=now, window=window),
-                    size,
-                )
+                raw = _from_parquet(record)
+                yield accept_value(raw, f"row {row}", now=now, window=window), size
         return
     with path.open("rb") as handle:
         for number, line in enumerate(handle, start=1):

@@ -13,22 +13,20 @@ they already know (`import` drops events the lake holds).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 import pyarrow as pa
 
 from pipeline.events.decode import decode_json
 from pipeline.events.reasons import Rejected
 from pipeline.events.timestamps import TimestampWindow
-from pipeline.events.validation import validate_event
+from pipeline.events.validation import Event, validate_event
 from pipeline.lake.store import RejectedPayload, events_to_table, to_lake_rows
 from pipeline.sessions.dedup import Deduplicator
 from pipeline.sessions.sessionizer import Sessionizer
-
-Event = dict[str, Any]
 
 
 @dataclass
@@ -64,14 +62,14 @@ def accept_json(
 
 
 def accept_value(
-    raw: object, text: str, source: str, *, now: int, window: TimestampWindow
+    raw: object, source: str, *, now: int, window: TimestampWindow
 ) -> Event | RejectedPayload:
-    """One decoded record (e.g. a Parquet row) -> event or rejection; `text` is what a
-    rejection keeps of it."""
+    """One decoded record (e.g. a Parquet row) -> event or rejection. Only a rejection
+    needs the record as text, so only a rejection pays for it."""
     try:
         return validate_event(raw, now_micros=now, window=window, ts_as_micros=True)
     except Rejected as rejected:
-        return _rejection(rejected, text, source)
+        return _rejection(rejected, json.dumps(raw, default=str), source)
 
 
 def process(

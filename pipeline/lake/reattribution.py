@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 from pipeline.events.schema import lake_arrow_schema
 from pipeline.lake.compaction import in_flight_files
 from pipeline.lake.paths import LakeLayout
-from pipeline.lake.store import write_parquet_atomically
+from pipeline.lake.store import footer_range, write_parquet_atomically
 from pipeline.sessions import attribution
 
 
@@ -29,12 +29,16 @@ class Reattribution:
 
 
 def needs_reattribution(path: Path) -> bool:
-    """Whether `path` holds rows without, or below, the current attribution rules."""
-    if "attribution_rules" not in pq.read_schema(path).names:
+    """Whether `path` holds rows without, or below, the current attribution rules. Read
+    from the footer's statistics (every build asks, for every file it reads)."""
+    metadata = pq.ParquetFile(path).metadata
+    if "attribution_rules" not in metadata.schema.names:
         return True
-    versions = pq.read_table(path, columns=["attribution_rules"])["attribution_rules"]
-    oldest = pc.min(versions).as_py()
-    return oldest is not None and oldest < attribution.RULES_VERSION
+    span = footer_range(metadata, "attribution_rules")
+    if span is None:  # no rows, or a writer without statistics
+        versions = pq.read_table(path, columns=["attribution_rules"])["attribution_rules"]
+        span = (pc.min(versions).as_py(), None)
+    return span[0] is not None and span[0] < attribution.RULES_VERSION
 
 
 def reattribute_lake(layout: LakeLayout, consumer_state_dir: Path) -> Reattribution:

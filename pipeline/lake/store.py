@@ -168,3 +168,21 @@ def _rules_json(rules: SessionRules) -> bytes:
     fields = dataclasses.asdict(rules)
     fields.pop("retention_micros")  # memory bound only: it changes no session
     return json.dumps(fields, sort_keys=True).encode()
+
+
+def footer_range(metadata: pq.FileMetaData, column: str) -> tuple[Any, Any] | None:
+    """(min, max) of `column` over the file's row groups, from its statistics."""
+    if metadata.num_row_groups == 0:
+        return None
+    names = [metadata.schema.column(i).path for i in range(metadata.num_columns)]
+    if column not in names:
+        return None
+    index = names.index(column)
+    lows, highs = [], []
+    for group in range(metadata.num_row_groups):
+        stats = metadata.row_group(group).column(index).statistics
+        if stats is None or not stats.has_min_max:
+            return None
+        lows.append(stats.min)
+        highs.append(stats.max)
+    return min(lows), max(highs)

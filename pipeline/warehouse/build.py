@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import tempfile
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -58,12 +59,11 @@ def build_day(settings: Settings, day: date) -> DayBuild:
     """Build `day` from the lake and marketing_costs, replace its rows in the warehouse,
     publish its marts, then record what it was built from in the build manifest. Running
     it again for the same inputs gives the same rows."""
-    settings.warehouse_path.parent.mkdir(parents=True, exist_ok=True)
     with (
-        duckdb.connect(str(settings.warehouse_path)) as con,
+        open_warehouse(settings) as con,
         tempfile.TemporaryDirectory(prefix="sessionflow-build-") as scratch,
     ):
-        prepare_connection(con, settings)
+        register_config_tables(con, settings)
         lake_files = _attributed(LakeLayout(settings.lake_dir).files_for_build(day), day)
         # Taken before the models read anything: what arrives meanwhile makes the day
         # stale again instead of being recorded as read.
@@ -111,10 +111,23 @@ def store_day(con: duckdb.DuckDBPyConnection, params: Mapping[str, Any]) -> None
         replace_period(con, output, day)
 
 
+@contextmanager
+def open_warehouse(settings: Settings) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A read-write connection to the warehouse, its tables created when missing."""
+    settings.warehouse_path.parent.mkdir(parents=True, exist_ok=True)
+    with duckdb.connect(str(settings.warehouse_path)) as con:
+        ensure_tables(con)
+        yield con
+
+
 def prepare_connection(con: duckdb.DuckDBPyConnection, settings: Settings) -> None:
     """Connection settings, the warehouse tables (created when missing) and the config
     tables the models read: goals(name, value, counting), currency_rates(currency, rate)."""
     ensure_tables(con)
+    register_config_tables(con, settings)
+
+
+def register_config_tables(con: duckdb.DuckDBPyConnection, settings: Settings) -> None:
     con.register("goals", goals_table(settings))
     con.register("currency_rates", currency_rates_table(settings))
 

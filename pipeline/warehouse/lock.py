@@ -14,18 +14,28 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
+from pipeline.config import Settings
 from pipeline.errors import SessionflowError
 
 _POLL_SECONDS = 0.5
-_process_depth = 0
-_process_lock = threading.Lock()
+_depth = 0  # how many holders in this process (re-entrant: the file lock is taken once)
+_depth_guard = threading.Lock()
 
 
 class WarehouseBusy(SessionflowError):
     pass
+
+
+def hold_warehouse(
+    settings: Settings, holder: str, say: Callable[[str], None]
+) -> AbstractContextManager[None]:
+    """`warehouse_lock` with the settings' data dir and `flows.lock_wait_seconds`."""
+    return warehouse_lock(
+        settings.data_dir, holder, wait_seconds=settings.flows.lock_wait_seconds, say=say
+    )
 
 
 @contextmanager
@@ -33,20 +43,25 @@ def warehouse_lock(
     data_dir: Path, holder: str, *, wait_seconds: float, say: Callable[[str], None]
 ) -> Iterator[None]:
     """Hold the warehouse for `holder` (e.g. "backfill 2026-11-01..2026-11-30")."""
-    global _process_depth
-    with _process_lock:
-        if _process_depth:
-            _process_depth += 1
-            reentered = True
-        else:
-            reentered = False
-    if reentered:
-        try:
+    global _depth
+    with _depth_guard:
+        nested = _depth > 0
+        _depth += 1
+    try:
+        if nested:
             yield
-        finally:
-            with _process_lock:
-                _process_depth -= 1
-        return
+        else:
+            with _file_lock(data_dir, holder, wait_seconds, say):
+                yield
+    finally:
+        with _depth_guard:
+            _depth -= 1
+
+
+@contextmanager
+def _file_lock(
+    data_dir: Path, holder: str, wait_seconds: float, say: Callable[[str], None]
+) -> Iterator[None]:
     data_dir.mkdir(parents=True, exist_ok=True)
     path = data_dir / "warehouse.lock"
     with path.open("a+") as handle:
@@ -56,12 +71,8 @@ def warehouse_lock(
             handle.truncate()
             handle.write(f"pid {os.getpid()}: {holder}\n")
             handle.flush()
-            with _process_lock:
-                _process_depth = 1
             yield
         finally:
-            with _process_lock:
-                _process_depth = 0
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 

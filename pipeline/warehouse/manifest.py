@@ -27,14 +27,15 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from functools import cache, lru_cache
 from pathlib import Path
-from typing import Any
 
 import duckdb
 import pyarrow.parquet as pq
 
 from pipeline.config import Settings
 from pipeline.lake.paths import BUILD_WINDOW, LakeLayout
+from pipeline.lake.store import footer_range
 from pipeline.warehouse.models import SQL_DIR, query_sql_model, run_sql_model
 
 # What changed, in the order a day's reason is reported.
@@ -97,7 +98,7 @@ class Fingerprinter:
         """`lake_files`: the files a build of `day` is about to read (default: as listed now)."""
         files = self.layout.files_for_build(day) if lake_files is None else lake_files
         return Fingerprint(
-            lake=lake_fingerprint(files),
+            lake=_digest(sorted(self._summary(paths) for paths in _by_partition(files))),
             costs=self._costs.get(day, "none"),
             config=self.config,
             models=self.models,
@@ -107,49 +108,42 @@ class Fingerprinter:
         """Whether `day` has events in the lake or costs: worth building."""
         return day in self._costs or bool(self.layout.files_on(day))
 
+    # Each partition is in three days' windows: its footers are read once per plan.
+    @lru_cache(maxsize=4_096)  # noqa: B019 - one short-lived instance per plan
+    def _summary(self, paths: tuple[Path, ...]) -> tuple[str, str]:
+        summary = _PartitionSummary()
+        for path in paths:
+            summary.add(path)
+        return paths[0].parent.name, json.dumps(vars(summary), sort_keys=True)
 
-def lake_fingerprint(files: list[Path]) -> str:
-    partitions: dict[str, _PartitionSummary] = {}
+
+def _by_partition(files: list[Path]) -> list[tuple[Path, ...]]:
+    partitions: dict[Path, list[Path]] = {}
     for path in files:
-        partitions.setdefault(path.parent.name, _PartitionSummary()).add(path)
-    return _digest(sorted((name, vars(summary)) for name, summary in partitions.items()))
+        partitions.setdefault(path.parent, []).append(path)
+    return [tuple(paths) for paths in partitions.values()]
 
 
 @dataclass
 class _PartitionSummary:
     rows: int = 0
     newest_ingestion: str = ""
-    rules: list[int] = field(default_factory=list)  # [oldest, newest]
+    oldest_rules: int | None = None  # attribution rules versions
+    newest_rules: int | None = None
     unsummarised: list[str] = field(default_factory=list)  # name:size of files without stats
 
     def add(self, path: Path) -> None:
         metadata = pq.ParquetFile(path).metadata
         self.rows += metadata.num_rows
-        ingested = _footer_range(metadata, "ingested_at")
-        rules = _footer_range(metadata, "attribution_rules")
+        ingested = footer_range(metadata, "ingested_at")
+        rules = footer_range(metadata, "attribution_rules")
         if ingested is None or rules is None:
             self.unsummarised = sorted([*self.unsummarised, f"{path.name}:{path.stat().st_size}"])
             return
         self.newest_ingestion = max(self.newest_ingestion, ingested[1].isoformat())
-        self.rules = [min([*self.rules[:1], rules[0]]), max([*self.rules[1:], rules[1]])]
-
-
-def _footer_range(metadata: pq.FileMetaData, column: str) -> tuple[Any, Any] | None:
-    """(min, max) of `column` over the file's row groups, from its statistics."""
-    if metadata.num_row_groups == 0:
-        return None
-    names = [metadata.schema.column(i).path for i in range(metadata.num_columns)]
-    if column not in names:
-        return None
-    index = names.index(column)
-    lows, highs = [], []
-    for group in range(metadata.num_row_groups):
-        stats = metadata.row_group(group).column(index).statistics
-        if stats is None or not stats.has_min_max:
-            return None
-        lows.append(stats.min)
-        highs.append(stats.max)
-    return min(lows), max(highs)
+        low, high = rules
+        self.oldest_rules = low if self.oldest_rules is None else min(self.oldest_rules, low)
+        self.newest_rules = high if self.newest_rules is None else max(self.newest_rules, high)
 
 
 def config_fingerprint(settings: Settings) -> str:
@@ -165,6 +159,7 @@ def config_fingerprint(settings: Settings) -> str:
     )
 
 
+@cache  # the SQL files do not change while a process runs
 def models_fingerprint() -> str:
     files = sorted(SQL_DIR.rglob("*.sql"))
     return _digest([f"{path.relative_to(SQL_DIR)}\n{path.read_text()}" for path in files])
@@ -182,10 +177,6 @@ class DailyPlan:
     # Built days older than the look-back whose lake partitions changed: not rebuilt by a
     # daily run (that is a backfill's decision), named by a quality check.
     outside_lookback: list[date]
-
-    @property
-    def to_build(self) -> list[DayState]:
-        return [state for state in self.days if state.stale]
 
 
 def plan_daily(
