@@ -134,7 +134,8 @@ def _read_version_1(path: Path) -> PartitionState | None:
         raise ValueError(f"{path}: snapshot version {version} unsupported")
     _, window, seen, newest, duplicates = _unpickle(dedup_bytes)
     _, rules, pending, open_sessions, max_ts, released_below, late = _unpickle(sessionizer_bytes)
-    dedup = Deduplicator.from_parts(window, seen, newest, duplicates)
+    # Version 1 kept event ids without their site.
+    dedup = Deduplicator.from_parts(window, {}, newest, duplicates, unsited=seen)
     sessionizer = Sessionizer.from_parts(
         rules, pending, open_sessions, max_ts=max_ts, released_below=released_below,
         late_events=late,

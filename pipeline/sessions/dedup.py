@@ -1,8 +1,12 @@
-"""Drops repeated event_ids, first arrival wins (functional core, like the sessionizer).
+"""Drops repeated events, first arrival wins (functional core, like the sessionizer).
+
+An event id is unique per site: two sites may both send event "1", and both land.
 
 Memory is bounded by forgetting ids whose events are older than `window_micros` behind
 the newest event seen. A duplicate arriving later than that is not caught here; the
-warehouse's staging model de-duplicates by event_id once more.
+warehouse's staging model de-duplicates by (site_id, event_id) once more. So does it for
+ids remembered by a version 2 snapshot, which kept event ids without their site: they
+are matched on the id alone until they age out.
 """
 
 from __future__ import annotations
@@ -13,28 +17,34 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-SNAPSHOT_VERSION = 2  # 1: pickled (read only by pipeline.lake.state)
+# 1: pickled (read only by pipeline.lake.state); 2: ids without their site.
+SNAPSHOT_VERSION = 3
+_SITE_SEPARATOR = "\x1f"  # a control character: no site or event id holds one
 
 
 class Deduplicator:
     def __init__(self, window_micros: int) -> None:
         self.window_micros = window_micros
-        self._seen: dict[str, int] = {}  # event_id -> event_ts
+        self._seen: dict[str, int] = {}  # site_id \x1f event_id -> event_ts
+        self._unsited: dict[str, int] = {}  # event_id -> event_ts, from a version 2 snapshot
         self._newest = 0
         self._sweep_at = 2_000  # sweep when the map reaches this size (amortised)
         self.duplicates = 0
 
     def first_arrivals(self, events: pa.Table) -> pa.Table:
-        """The events whose event_id was not seen before (in this table or earlier)."""
+        """The events whose (site_id, event_id) was not seen before (in this table or
+        earlier)."""
         if events.num_rows == 0:
             return events
         keep = []
-        seen = self._seen
+        seen, unsited = self._seen, self._unsited
         stamps = events["event_ts"].cast(pa.int64()).to_pylist()
-        for event_id, ts in zip(events["event_id"].to_pylist(), stamps, strict=True):
-            fresh = event_id not in seen
+        sites = events["site_id"].to_pylist()
+        for site, event_id, ts in zip(sites, events["event_id"].to_pylist(), stamps, strict=True):
+            key = f"{site}{_SITE_SEPARATOR}{event_id}"
+            fresh = key not in seen and event_id not in unsited
             if fresh:
-                seen[event_id] = ts
+                seen[key] = ts
             keep.append(fresh)
         dropped = keep.count(False)
         self.duplicates += dropped
@@ -46,7 +56,8 @@ class Deduplicator:
         if len(self._seen) < self._sweep_at:
             return
         horizon = self._newest - self.window_micros
-        self._seen = {eid: ts for eid, ts in self._seen.items() if ts >= horizon}
+        self._seen = {key: ts for key, ts in self._seen.items() if ts >= horizon}
+        self._unsited = {eid: ts for eid, ts in self._unsited.items() if ts >= horizon}
         self._sweep_at = max(2_000, 2 * len(self._seen))
 
     def snapshot(self) -> bytes:
@@ -62,24 +73,34 @@ class Deduplicator:
             "version": SNAPSHOT_VERSION,
             "window_micros": self.window_micros,
             "seen": self._seen,
+            "unsited": self._unsited,
             "newest": self._newest,
             "duplicates": self.duplicates,
         }
 
     @classmethod
     def from_json(cls, state: dict[str, Any]) -> Deduplicator:
-        if state.get("version") != SNAPSHOT_VERSION:
-            raise ValueError(
-                f"dedup snapshot version {state.get('version')} is not {SNAPSHOT_VERSION}"
-            )
+        version = state.get("version")
+        if version not in (2, SNAPSHOT_VERSION):
+            raise ValueError(f"dedup snapshot version {version} is not 2 or {SNAPSHOT_VERSION}")
+        seen, unsited = dict(state["seen"]), dict(state.get("unsited", {}))
+        if version == 2:
+            seen, unsited = {}, seen
         return cls.from_parts(
-            state["window_micros"], dict(state["seen"]), state["newest"], state["duplicates"]
+            state["window_micros"], seen, state["newest"], state["duplicates"], unsited=unsited
         )
 
     @classmethod
     def from_parts(
-        cls, window_micros: int, seen: dict[str, int], newest: int, duplicates: int
+        cls,
+        window_micros: int,
+        seen: dict[str, int],
+        newest: int,
+        duplicates: int,
+        *,
+        unsited: dict[str, int] | None = None,
     ) -> Deduplicator:
         dedup = cls(window_micros)
         dedup._seen, dedup._newest, dedup.duplicates = seen, newest, duplicates
+        dedup._unsited = unsited or {}
         return dedup

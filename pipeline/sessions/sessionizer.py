@@ -5,7 +5,11 @@ batch import and property tests share exactly this code.
 
 Rules (GA4 defaults):
 - a session belongs to (site_id, visitor_id);
-- an event's client `session_id` (GA4 ga_session_id) defines its session;
+- an event's client `session_id` (GA4 ga_session_id) defines its session, wherever its
+  events fall in time;
+- an event without one joins the visitor's open client session when it comes within
+  the inactivity timeout of that session's last event (GA4 stitches a server-side
+  purchase sent without ga_session_id into the visit that made it);
 - otherwise a gap longer than the inactivity timeout starts a new session; optionally
   so does local midnight (property time zone) or a change of campaign;
 - a session id is a hash of the site, the visitor and the session's first event (time,
@@ -39,7 +43,9 @@ from pipeline.privacy.hashing import keyed_hash
 
 MICROS_PER_MINUTE = 60_000_000
 _SESSION_ID_KEY = b"sessionflow/session-id/v1"
-SNAPSHOT_VERSION = 2  # 1: pickled classes (read only by pipeline.lake.state)
+# 1: pickled classes (read only by pipeline.lake.state); 2: no open client sessions.
+SNAPSHOT_VERSION = 3
+_READABLE_SNAPSHOTS = (2, 3)
 _FOREVER = 2**63 - 1
 
 
@@ -78,6 +84,15 @@ class OpenSession:
     local_day: int
 
 
+@dataclass
+class OpenClientSession:
+    """The visitor's latest client session, which events without a session id may join."""
+
+    client_session_id: str
+    first_ts: int
+    last_ts: int
+
+
 def session_id_for_first_event(site: str, visitor: str, ts: int, event_id: str) -> str:
     return keyed_hash(_SESSION_ID_KEY, site, visitor, str(ts), event_id)
 
@@ -92,6 +107,7 @@ class Sessionizer:
         self._zone = ZoneInfo(rules.timezone)
         self._pending: list[pa.Table] = []
         self._open: dict[tuple[str, str], OpenSession] = {}
+        self._open_client: dict[tuple[str, str], OpenClientSession] = {}
         self._max_ts: int | None = None
         self._released_below = -_FOREVER  # every event below this has been released
         self.late_events = 0
@@ -164,6 +180,10 @@ class Sessionizer:
                  None if held.campaign is None else list(held.campaign), held.local_day]
                 for (site, visitor), held in self._open.items()
             ],
+            "open_client": [
+                [site, visitor, held.client_session_id, held.first_ts, held.last_ts]
+                for (site, visitor), held in self._open_client.items()
+            ],
             "max_ts": self._max_ts,
             "released_below": self._released_below,
             "late_events": self.late_events,
@@ -171,9 +191,10 @@ class Sessionizer:
 
     @classmethod
     def from_json(cls, state: dict[str, Any]) -> Sessionizer:
-        if state.get("version") != SNAPSHOT_VERSION:
+        if state.get("version") not in _READABLE_SNAPSHOTS:
             raise ValueError(
-                f"sessionizer snapshot version {state.get('version')} is not {SNAPSHOT_VERSION}"
+                f"sessionizer snapshot version {state.get('version')} is not one of "
+                f"{_READABLE_SNAPSHOTS}"
             )
         pending = state["pending"]
         return cls.from_parts(
@@ -188,6 +209,10 @@ class Sessionizer:
             max_ts=state["max_ts"],
             released_below=state["released_below"],
             late_events=state["late_events"],
+            open_client_sessions={
+                (site, visitor): OpenClientSession(client_session_id, first, last)
+                for site, visitor, client_session_id, first, last in state.get("open_client", [])
+            },
         )
 
     @classmethod
@@ -200,10 +225,12 @@ class Sessionizer:
         max_ts: int | None,
         released_below: int,
         late_events: int,
+        open_client_sessions: dict[tuple[str, str], OpenClientSession] | None = None,
     ) -> Sessionizer:
         sessionizer = cls(rules)
         sessionizer._pending = [pending] if pending is not None else []
         sessionizer._open = open_sessions
+        sessionizer._open_client = open_client_sessions or {}
         sessionizer._max_ts = max_ts
         sessionizer._released_below = released_below
         sessionizer.late_events = late_events
@@ -225,8 +252,10 @@ class Sessionizer:
         session_ids = []
         for row, ts in enumerate(stamps):
             site, visitor = sites[row], visitors[row]
-            if client_ids[row] is not None:
-                session_ids.append(session_id_for_client_session(site, visitor, client_ids[row]))
+            client_id = client_ids[row] or self._joinable_client_session(site, visitor, ts)
+            if client_id is not None:
+                self._hold_client_session(site, visitor, client_id, ts)
+                session_ids.append(session_id_for_client_session(site, visitor, client_id))
             else:
                 session_ids.append(
                     self._inactivity_session(site, visitor, ts, event_ids[row], campaigns[row])
@@ -235,6 +264,23 @@ class Sessionizer:
         return ordered.set_column(
             client_column, "client_session_id", ordered["session_id"]
         ).append_column("session_id", pa.array(session_ids, pa.string()))
+
+    def _joinable_client_session(self, site: str, visitor: str, ts: int) -> str | None:
+        """The visitor's client session an event without a session id joins: one whose
+        events span it, or whose last event is at most the timeout before it."""
+        held = self._open_client.get((site, visitor))
+        if held is None or not held.first_ts <= ts <= held.last_ts + self.rules.timeout_micros:
+            return None
+        return held.client_session_id
+
+    def _hold_client_session(self, site: str, visitor: str, client_id: str, ts: int) -> None:
+        key = (site, visitor)
+        held = self._open_client.get(key)
+        if held is not None and held.client_session_id == client_id:
+            held.first_ts = min(held.first_ts, ts)
+            held.last_ts = max(held.last_ts, ts)
+        elif held is None or ts >= held.last_ts:  # a later session replaces the held one
+            self._open_client[key] = OpenClientSession(client_id, ts, ts)
 
     def _inactivity_session(
         self,
@@ -294,6 +340,9 @@ class Sessionizer:
         stale = [key for key, held in self._open.items() if held.last_ts < horizon]
         for key in stale:
             del self._open[key]
+        stale = [key for key, client in self._open_client.items() if client.last_ts < horizon]
+        for key in stale:
+            del self._open_client[key]
 
 
 def _ipc_text(table: pa.Table) -> str:

@@ -119,7 +119,8 @@ def scenarios(draw: st.DrawFn, min_events: int = 1, max_events: int = 50) -> Sce
             )
         last_ts[key] = ts
         item: dict[str, Any] = {
-            "event_id": f"e{number:04d}",
+            # Ids repeat across sites (event n on one, n + 1 on the other): unique per site.
+            "event_id": f"e{number - (key[0] == SITES[1]):04d}",
             "event_name": draw(st.sampled_from(("page_view", "page_view", "purchase"))),
             "event_ts": ts,
             "site_id": key[0],
@@ -162,13 +163,18 @@ def assert_within_lateness(arrivals: Sequence[dict[str, Any]], lateness: int) ->
         newest = item["event_ts"] if newest is None else max(newest, item["event_ts"])
 
 
+def event_key(item: dict[str, Any]) -> str:
+    """An event's identity: its id is unique per site."""
+    return f"{item['site_id']}/{item['event_id']}"
+
+
 def collect(released: Sequence[pa.Table | None]) -> dict[str, str]:
-    """event_id -> session_id; fails if an event is released twice."""
+    """event key -> session_id; fails if an event is released twice."""
     mapping: dict[str, str] = {}
     for table in released:
         if table is None:
             continue
-        ids = table["event_id"].to_pylist()
+        ids = [event_key(row) for row in table.select(["site_id", "event_id"]).to_pylist()]
         repeated = [event_id for event_id, n in Counter(ids).items() if n > 1]
         assert not repeated, f"released twice in one table: {repeated}"
         for event_id, session_id in zip(ids, table["session_id"].to_pylist(), strict=True):
@@ -205,7 +211,7 @@ def stream_run(rules: SessionRules, steps: Sequence[Step]) -> tuple[dict[str, st
 def check_streaming_equals_batch(scenario: Scenario) -> None:
     rules = scenario.rules
     assert_within_lateness(scenario.arrivals, rules.lateness_micros)
-    expected_ids = {item["event_id"] for item in scenario.distinct}
+    expected_ids = {event_key(item) for item in scenario.distinct}
 
     batch, batch_late = batch_run(rules, scenario.batch_order)
     assert set(batch) == expected_ids
@@ -326,7 +332,7 @@ def test_an_arrival_beyond_the_lateness_loses_nothing_and_is_counted(
     is late. Still nothing is lost, and other visitors' sessions are as in batch."""
     rules = scenario.rules
     earliest = min(scenario.distinct, key=lambda item: (item["event_ts"], item["event_id"]))
-    others = [item for item in scenario.arrivals if item["event_id"] != earliest["event_id"]]
+    others = [item for item in scenario.arrivals if event_key(item) != event_key(earliest)]
     dedup = Deduplicator(window_micros=rules.lateness_micros)
     sessionizer = Sessionizer(rules)
     released: list[pa.Table | None] = []
@@ -339,19 +345,19 @@ def test_an_arrival_beyond_the_lateness_loses_nothing_and_is_counted(
     already = collect(released)
     passed = [
         item for item in scenario.distinct
-        if item["event_id"] in already and item["event_ts"] > earliest["event_ts"]
+        if event_key(item) in already and item["event_ts"] > earliest["event_ts"]
     ]  # fmt: skip
     sessionizer.add(dedup.first_arrivals(events_to_table([earliest])))
     released.append(sessionizer.release(final=True))
     streamed = collect(released)
-    assert set(streamed) == {item["event_id"] for item in scenario.distinct}
+    assert set(streamed) == {event_key(item) for item in scenario.distinct}
     if passed:  # something later than it was released before it arrived
         assert sessionizer.late_events >= 1
     batch, _ = batch_run(rules, scenario.batch_order)
     key = (earliest["site_id"], earliest["visitor_id"])
     for item in scenario.distinct:
         if (item["site_id"], item["visitor_id"]) != key or item.get("session_id") is not None:
-            assert streamed[item["event_id"]] == batch[item["event_id"]]
+            assert streamed[event_key(item)] == batch[event_key(item)]
 
 
 def test_a_late_arrival_is_counted_and_kept() -> None:
@@ -370,5 +376,5 @@ def test_a_late_arrival_is_counted_and_kept() -> None:
     assert len(ids) == len(on_time) + len(late)
     assert sessionizer.late_events == 2
     # Each joins the session held for its visitor (v2 from e8, v0 from e0).
-    assert ids["late-1"] == ids["e8"]
-    assert ids["late-2"] == ids["e0"]
+    assert ids["shop.example/late-1"] == ids["shop.example/e8"]
+    assert ids["shop.example/late-2"] == ids["shop.example/e0"]

@@ -200,6 +200,58 @@ def test_the_client_session_id_is_kept_as_client_session_id() -> None:
     assert out.column_names.count("session_id") == 1
 
 
+def test_an_event_without_session_id_joins_the_open_client_session() -> None:
+    """Issue row 1: a server-side purchase sent without ga_session_id, five minutes after
+    the visit's page views, belongs to that visit."""
+    ids = sessionize(
+        [event("a", 0, client_session="S1"), event("b", 2, client_session="S1"),
+         event("buy", 7, event_name="purchase")],
+        rules(),
+    )  # fmt: skip
+    assert session_count(ids) == 1
+    assert ids["buy"] == session_id_for_client_session("shop.example", "v1", "S1")
+
+
+def test_an_event_without_session_id_joins_within_the_timeout_only() -> None:
+    ids = sessionize(
+        [event("a", 0, client_session="S1"), event("at", 30), event("over", 61)], rules()
+    )
+    assert ids["at"] == ids["a"]  # exactly the timeout after the session's last event
+    assert ids["over"] != ids["a"]  # more than the timeout after "at", which extended it
+
+
+def test_an_event_without_session_id_before_the_client_session_stands_apart() -> None:
+    ids = sessionize([event("early", 0), event("a", 1, client_session="S1")], rules())
+    assert ids["early"] != ids["a"]
+
+
+def test_an_event_without_session_id_joins_the_latest_client_session() -> None:
+    ids = sessionize(
+        [event("a", 0, client_session="S1"), event("b", 5, client_session="S2"),
+         event("c", 6)],
+        rules(),
+    )  # fmt: skip
+    assert ids["c"] == ids["b"] != ids["a"]
+
+
+def test_an_open_client_session_survives_a_snapshot() -> None:
+    sessionizer = Sessionizer(rules())
+    sessionizer.add(events_to_table([event("a", 0, client_session="S1"), event("z", 20)]))
+    first = sessionizer.release()
+    restored = Sessionizer.restore(sessionizer.snapshot())
+    restored.add(events_to_table([event("b", 25)]))
+    ids = session_map([first, restored.release(final=True)])
+    assert ids["a"] == ids["z"] == ids["b"]
+
+
+def test_a_version_2_snapshot_is_still_read() -> None:
+    state = Sessionizer(rules()).to_json()
+    del state["open_client"]
+    restored = Sessionizer.restore(json.dumps({**state, "version": 2}).encode())
+    restored.add(events_to_table([event("a", 0)]))
+    assert session_count(session_map([restored.release(final=True)])) == 1
+
+
 # -- midnight --------------------------------------------------------------------------------
 
 
@@ -619,3 +671,26 @@ def test_dedup_keeps_ids_within_the_window_when_it_sweeps() -> None:
 def test_dedup_snapshot_of_another_version_is_refused() -> None:
     with pytest.raises(ValueError, match="version"):
         Deduplicator.restore(json.dumps({**Deduplicator(HOUR).to_json(), "version": 999}).encode())
+
+
+def test_dedup_is_per_site() -> None:
+    """Issue row 4: event "1" on a.example and on b.example are two events."""
+    dedup = Deduplicator(window_micros=HOUR)
+    table = events_to_table(
+        [event("1", 0, site="a.example"), event("1", 1, site="b.example"),
+         event("1", 2, site="a.example")]
+    )  # fmt: skip
+    kept = dedup.first_arrivals(table)
+    assert kept["site_id"].to_pylist() == ["a.example", "b.example"]
+    assert dedup.duplicates == 1
+
+
+def test_a_version_2_dedup_snapshot_matches_its_ids_on_any_site() -> None:
+    """Version 2 kept ids without their site: they still catch a repeat after an upgrade."""
+    old = {"version": 2, "window_micros": HOUR, "seen": {"a": BASE_MICROS},
+           "newest": BASE_MICROS, "duplicates": 0}  # fmt: skip
+    restored = Deduplicator.restore(json.dumps(old).encode())
+    out = restored.first_arrivals(events_to_table([event("a", 0), event("b", 1)]))
+    assert out["event_id"].to_pylist() == ["b"]
+    again = Deduplicator.restore(restored.snapshot())
+    assert again.first_arrivals(events_to_table([event("a", 0)])).num_rows == 0
