@@ -28,8 +28,8 @@ from bench.common import REPEATS
 from pipeline.config import Settings, load_settings
 from pipeline.dev.generator import GeneratorConfig, write_dataset
 from pipeline.lake.importer import import_file
-from pipeline.lake.paths import LakeLayout
 from pipeline.warehouse.build import (
+    lake_reads,
     model_parameters,
     prepare_connection,
     run_day_models,
@@ -118,7 +118,8 @@ def _bare_sql(settings: Settings, day: date) -> float:
     started = time.perf_counter()
     with duckdb.connect(str(copy)) as con:
         prepare_connection(con, settings)
-        run_day_models(
-            con, model_parameters(settings, day, LakeLayout(settings.lake_dir).files_for_build(day))
+        params = model_parameters(
+            settings, day, lake_reads(settings, day), settings.data_dir / "scratch"
         )
+        run_day_models(con, params)
     return time.perf_counter() - started

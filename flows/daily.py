@@ -23,7 +23,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from flows.quality import Check, as_markdown, check_day, outside_lookback_check
 from pipeline.config import Settings, load_settings
 from pipeline.lake.compaction import compact_date
-from pipeline.lake.paths import build_windows
+from pipeline.lake.paths import BuildWindow
 from pipeline.lake.store import Lake
 from pipeline.warehouse.build import build_day, open_warehouse
 from pipeline.warehouse.lock import hold_warehouse
@@ -70,9 +70,8 @@ def compact_lake(days: list[date], config_path: str | None) -> int:
     files) and before any build, so no build reads a file that a compaction deletes."""
     settings = load_settings(config_path)
     lake = Lake(settings.lake_dir, settings.timezone)
-    results = [
-        compact_date(lake, d.isoformat(), settings.consumer_state_dir) for d in build_windows(days)
-    ]
+    dates = BuildWindow.from_settings(settings).event_dates(days)
+    results = [compact_date(lake, d.isoformat(), settings.consumer_state_dir) for d in dates]
     return sum(result.sources for result in results)
 
 
@@ -80,7 +79,7 @@ def compact_lake(days: list[date], config_path: str | None) -> int:
 def build_and_check(day: date, reason: str, config_path: str | None) -> DayOutcome:
     settings = load_settings(config_path)
     built = build_day(settings, day)
-    checks = check_day(settings, day, built.rows)
+    checks = check_day(settings, built)
     create_markdown_artifact(
         key=f"quality-{day.isoformat()}",
         markdown=as_markdown(day, checks),

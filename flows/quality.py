@@ -10,6 +10,7 @@ import duckdb
 
 from pipeline.config import Settings
 from pipeline.lake.paths import LakeLayout
+from pipeline.warehouse.build import DayBuild
 from pipeline.warehouse.models import query_sql_model
 
 # A lake whose newest event was ingested longer ago than this is reported as stale.
@@ -26,7 +27,8 @@ class Check:
         return f"[{'ok' if self.ok else 'FAIL'}] {self.name}: {self.detail}"
 
 
-def check_day(settings: Settings, day: date, rows: dict[str, int]) -> list[Check]:
+def check_day(settings: Settings, built: DayBuild) -> list[Check]:
+    day, rows = built.day, built.rows
     with duckdb.connect(str(settings.warehouse_path)) as con:
         checks = [
             Check(str(row["name"]), bool(row["ok"]), str(row["detail"]))
@@ -35,6 +37,22 @@ def check_day(settings: Settings, day: date, rows: dict[str, int]) -> list[Check
     checks.append(_freshness(settings.lake_dir))
     counts = ", ".join(f"{table} {count}" for table, count in sorted(rows.items()))
     checks.append(Check("row counts", rows.get("sessions", 0) > 0, counts))
+    checks.append(
+        Check(
+            "sessions within max_session_days",
+            built.cut_sessions == 0,
+            f"{built.cut_sessions} sessions had events more than "
+            f"{settings.flows.max_session_days} days after their start (cut, not counted)",
+        )
+    )
+    checks.append(
+        Check(
+            "amounts in the reporting currency",
+            built.unconverted_values + built.unconverted_costs == 0,
+            f"{built.unconverted_values} event values and {built.unconverted_costs} cost rows "
+            f"have a currency without a rate (left out of the sums)",
+        )
+    )
     return checks
 
 

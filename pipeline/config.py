@@ -145,6 +145,9 @@ class FlowSettings(_Section):
     # `run daily` also rebuilds the days this far before its target whose inputs changed
     # (GA4 keeps updating a day for 72 h; back-dated hits and late costs land there).
     lookback_days: int = Field(3, ge=0, le=366)
+    # A session is cut this many days after its first event (dbt-snowplow-web's
+    # max_session_days): a build reads this many days of the lake on each side of its day.
+    max_session_days: int = Field(3, ge=1, le=31)
     # A build (or cost load) started while another holds the warehouse waits this long.
     lock_wait_seconds: float = Field(3600.0, ge=0)
 
@@ -154,6 +157,14 @@ class FlowSettings(_Section):
         if len(value.split()) != 5:
             raise ValueError(f"expected a 5-field cron expression, got {value!r}")
         return value
+
+
+class AttributionSettings(_Section):
+    # "last_non_direct" (GA4's default reporting, as dbt-ga4): a direct session takes the
+    # source of the same user's latest non-direct session in the last `lookback_days`;
+    # "keep": a direct session stays direct.
+    direct_sessions: Literal["keep", "last_non_direct"] = "last_non_direct"
+    lookback_days: int = Field(30, ge=1, le=366)
 
 
 class PrivacySettings(_Section):
@@ -186,6 +197,7 @@ class Settings(_Section):
     collector: CollectorSettings = Field(default_factory=CollectorSettings)
     consumer: ConsumerSettings = Field(default_factory=ConsumerSettings)
     flows: FlowSettings = Field(default_factory=FlowSettings)
+    attribution: AttributionSettings = Field(default_factory=AttributionSettings)
     privacy: PrivacySettings = Field(default_factory=PrivacySettings)
 
     @field_validator("timezone")

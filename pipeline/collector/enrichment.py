@@ -7,27 +7,38 @@ it with a named reason. `Rejected` is bad input (the client gets a 4xx with the 
 Privacy happens here, before anything leaves the collector: the IP and user agent are
 only inputs to the visitor hash and device detection; client and user ids are replaced by
 keyed hashes; URLs are scrubbed. The canonical event that comes out holds none of them.
+
+Event ids: an explicit one is kept. GA4 MP has none, so a client's retry would count every
+event twice; where the client dates the event (`timestamp_micros`, the event's or the
+request's), the id is derived from the hit itself (`ga4_event_id`), the same on every retry,
+and the consumer's de-duplication drops the repeat. Anything else gets a random id.
 """
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from pipeline.collector.hits import Hit
-from pipeline.collector.urls import scrub_url
 from pipeline.collector.useragent import describe_user_agent
 from pipeline.config import Settings
 from pipeline.events.reasons import Reason, Rejected
 from pipeline.events.timestamps import MICROS, collector_window
 from pipeline.events.validation import Event, validate_event
 from pipeline.privacy.country import CountryResolver
+from pipeline.privacy.hashing import keyed_hash
 from pipeline.privacy.ids import RecentVisitors, SiteKeys
 from pipeline.privacy.salts import SaltStore
+from pipeline.privacy.urls import scrub_page_fields, scrub_url
 
 _GA4_DEVICE_CATEGORIES = frozenset({"desktop", "mobile", "tablet"})
+# Separates derived event ids from every other hash made with a site's key; a new version
+# of the rule gets a new label.
+GA4_EVENT_ID_LABEL = "sessionflow/ga4-event-id/v1"
 
 
 class Dropped(Exception):
@@ -69,12 +80,12 @@ class Ingestor:
             "plainsignal": (
                 self.put_site, self.drop_bots, self.drop_opted_out, self.put_user_agent_info,
                 self.put_page, self.put_country_from_request, self.put_cookie_free_visitor_id,
-                self.put_event_fields,
+                self.put_event_id, self.put_event_fields,
             ),
             "ga4": (
                 self.put_site, self.drop_opted_out, self.put_ga4_device, self.put_page,
                 self.put_ga4_country, self.put_stable_visitor_id, self.put_user_id,
-                self.put_event_fields,
+                self.put_ga4_event_id, self.put_event_fields,
             ),
         }  # fmt: skip
 
@@ -120,15 +131,10 @@ class Ingestor:
         event["os"] = hit.device.get("operating_system")
 
     def put_page(self, hit: Hit, request: RequestContext, event: Event) -> None:
-        page = scrub_url(hit.page_url)
-        if hit.page_url and page.url is None:
-            raise Rejected(Reason.BAD_URL, "page url must be an absolute http(s) URL")
-        event["page_url"] = page.url
-        event["page_referrer"] = scrub_url(hit.page_referrer).url
-        # Explicit campaign fields win over the landing page's utm_* parameters.
-        event.update(page.utm)
-        event.update(hit.campaign)
-        event["click_id_type"] = page.click_id_type
+        # The rule the consumer and `import` apply too: URLs scrubbed, explicit campaign
+        # fields win over the landing page's utm_* parameters, click id type from the URL.
+        event.update(hit.campaign, page_url=hit.page_url, page_referrer=hit.page_referrer)
+        scrub_page_fields(event)
 
     def put_country_from_request(self, hit: Hit, request: RequestContext, event: Event) -> None:
         event["country"] = self.countries.country(request.headers, request.ip)
@@ -145,17 +151,32 @@ class Ingestor:
             request.user_agent,
             request.received_micros,
         )
+        event["visitor_scope"] = "daily"
 
     def put_stable_visitor_id(self, hit: Hit, request: RequestContext, event: Event) -> None:
         assert hit.client_id is not None  # the GA4 dialect requires it
         event["visitor_id"] = self.site_keys.stable_id(event["site_id"], "client", hit.client_id)
+        event["visitor_scope"] = "client"
 
     def put_user_id(self, hit: Hit, request: RequestContext, event: Event) -> None:
         if hit.user_id is not None:
             event["user_id"] = self.site_keys.stable_id(event["site_id"], "user", hit.user_id)
 
+    def put_event_id(self, hit: Hit, request: RequestContext, event: Event) -> None:
+        event["event_id"] = hit.event_id or random_event_id()
+
+    def put_ga4_event_id(self, hit: Hit, request: RequestContext, event: Event) -> None:
+        # Without timestamp_micros a retry is a new hit received later: nothing in it tells
+        # it from a second real event, so it keeps a random id (and counts twice).
+        if hit.event_id:
+            event["event_id"] = hit.event_id
+        elif hit.event_ts is not None:
+            site = event["site_id"]
+            event["event_id"] = ga4_event_id(self.site_keys.key_for(site), site, hit)
+        else:
+            event["event_id"] = random_event_id()
+
     def put_event_fields(self, hit: Hit, request: RequestContext, event: Event) -> None:
-        event["event_id"] = hit.event_id or uuid.uuid4().hex
         event["event_name"] = hit.event_name
         event["event_ts"] = hit.event_ts if hit.event_ts is not None else request.received_micros
         event["session_id"] = hit.session_id
@@ -163,3 +184,43 @@ class Ingestor:
         event["currency"] = hit.currency
         event["transaction_id"] = hit.transaction_id
         event["engagement_time_ms"] = hit.engagement_time_ms
+
+
+# -- event ids ------------------------------------------------------------------------------
+
+
+def random_event_id() -> str:
+    return uuid.uuid4().hex
+
+
+def ga4_event_id(site_key: bytes, site_id: str, hit: Hit) -> str:
+    """The id a dated GA4 hit gets on every retry: a keyed hash of the hit's own fields.
+
+    The position in the request keeps two identical events of one batch two events. The
+    key is the site's secret key, so the id cannot be used to confirm a guessed client id,
+    user id or scrubbed URL; the raw values never leave the collector.
+    """
+    return keyed_hash(site_key, GA4_EVENT_ID_LABEL, *ga4_hit_identity(site_id, hit))
+
+
+def ga4_hit_identity(site_id: str, hit: Hit) -> tuple[str, ...]:
+    """What a retry repeats: who, when, what, where in the request, with which params."""
+    assert hit.client_id is not None and hit.event_ts is not None  # dated GA4 hits only
+    return (
+        site_id,
+        hit.client_id,
+        hit.user_id or "",  # an empty user_id is read as none, so "" stands for none
+        str(hit.event_ts),
+        hit.event_name,
+        str(hit.position),
+        canonical_params(hit.params),
+    )
+
+
+def canonical_params(params: dict[str, Any]) -> str:
+    """One spelling of the params: sorted keys, no spaces, ASCII only."""
+    try:
+        return json.dumps(params, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    except RecursionError:
+        # Nesting just within what decode_json read may be too deep to write back here.
+        raise Rejected(Reason.BAD_JSON, "params nest too deeply") from None

@@ -1,7 +1,8 @@
 """GA4 Measurement Protocol request bodies (`POST /mp/collect`) -> one `Hit` per event.
 
 A request with several events yields one outcome per event, so one bad event does not
-sink its neighbours.
+sink its neighbours. Each hit keeps its position in the request and its params as sent:
+the event id a retry must reproduce is derived from them (pipeline.collector.enrichment).
 """
 
 from __future__ import annotations
@@ -63,15 +64,15 @@ def parse_ga4(measurement_id: str | None, body: bytes) -> list[Hit | Rejected]:
         country=location.get("country_id"),
     )
     outcomes: list[Hit | Rejected] = []
-    for raw_event in events:
+    for position, raw_event in enumerate(events):
         try:
-            outcomes.append(_ga4_event(template, raw_event))
+            outcomes.append(_ga4_event(template, position, raw_event))
         except Rejected as rejected:
             outcomes.append(rejected)
     return outcomes
 
 
-def _ga4_event(template: Hit, raw_event: object) -> Hit:
+def _ga4_event(template: Hit, position: int, raw_event: object) -> Hit:
     event = require_object(raw_event, "event")
     name = required_string(event, "name")
     if not _GA4_EVENT_NAME.fullmatch(name):
@@ -108,6 +109,8 @@ def _ga4_event(template: Hit, raw_event: object) -> Hit:
         user_id=template.user_id,
         device=template.device,
         country=template.country,
+        position=position,
+        params=params,
     )
 
 

@@ -38,6 +38,8 @@ class Hit:
     user_id: str | None = None  # raw: hashed by ingestion, never forwarded
     device: dict[str, str] = field(default_factory=dict)  # GA4 `device` object
     country: str | None = None  # GA4 `user_location.country_id`
+    position: int = 0  # GA4: the event's index in its request's `events` list
+    params: dict[str, Any] = field(default_factory=dict)  # GA4: the event's params as sent
 
 
 def require_object(value: object, what: str) -> dict[str, Any]:

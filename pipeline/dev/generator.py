@@ -572,7 +572,11 @@ class _Traffic:
         country = self._countries[bisect_right(self._country_cum, random_())]
         getrandbits = self.rng.getrandbits
         user_id = f"{getrandbits(256):064x}" if ga4 and random_() < _P_LOGGED_IN else None
-        json = f'"site_id":"{site}","visitor_id":"{getrandbits(128):032x}",{device},{country}'
+        scope = "client" if ga4 else "daily"
+        json = (
+            f'"site_id":"{site}","visitor_id":"{getrandbits(128):032x}",'
+            f'"visitor_scope":"{scope}",{device},{country}'
+        )
         visitor = _Visitor(site, ga4, user_id, json)
         if ga4:
             if len(pool) < _POOL_SIZE:

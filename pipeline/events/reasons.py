@@ -24,6 +24,7 @@ class Reason(StrEnum):
     BAD_COUNTRY = "bad_country"
     BAD_ENUM = "bad_enum"
     NEGATIVE_NUMBER = "negative_number"
+    NEGATIVE_AMOUNT = "negative_amount"
     BAD_TEXT = "bad_text"
     # Request and dialect level (collector).
     BAD_JSON = "bad_json"

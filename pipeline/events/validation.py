@@ -150,6 +150,21 @@ def check_codes(event: Event) -> Event:
     return event
 
 
+# Events whose value is an amount of money paid or paid back: never negative. A negative
+# purchase would silently lower revenue; money returned is a refund event.
+_AMOUNT_EVENTS = frozenset({"purchase", "refund"})
+
+
+def check_amounts(event: Event) -> Event:
+    value = event.get("value")
+    if value is not None and value < 0 and event["event_name"] in _AMOUNT_EVENTS:
+        raise Rejected(
+            Reason.NEGATIVE_AMOUNT,
+            f"a {event['event_name']}'s value must not be negative (money returned is a refund)",
+        )
+    return event
+
+
 def normalise_event_ts(
     event: Event, now_micros: int, window: TimestampWindow, as_micros: bool = False
 ) -> Event:
@@ -171,6 +186,7 @@ _STEPS: tuple[Callable[[Event], Event], ...] = (
     reject_unknown_fields,
     require_fields,
     check_field_types,
+    check_amounts,
     check_codes,
 )
 

@@ -124,8 +124,11 @@ def _not_in_lake(lake: Lake, events: pa.Table) -> pa.Table:
     files = [str(path) for day in days for path in lake.layout.files_on(day)]
     if not files:
         return events
-    known = duckdb.execute("SELECT event_id FROM read_parquet(?)", [files]).to_arrow_table()
-    return events.filter(pc.invert(pc.is_in(events["event_id"], known["event_id"])))
+    # An event id is unique per site (pipeline.sessions.dedup).
+    known = duckdb.execute(
+        "SELECT DISTINCT site_id, event_id FROM read_parquet(?)", [files]
+    ).to_arrow_table()
+    return events.join(known, ["site_id", "event_id"], join_type="left anti")
 
 
 def _content_hash(path: Path) -> str:

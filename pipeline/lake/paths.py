@@ -4,7 +4,8 @@
     lake/rejected/rejected_date=YYYY-MM-DD/<name>.parquet   payload (redacted) + reason
 
 `event_date` is the event's date in the property time zone. Every other module asks this
-one for a path, a date's files or the dates a build reads; none spells a partition name.
+one for a path, a date's files or the dates a build reads (`BuildWindow`); none spells a
+partition name.
 """
 
 from __future__ import annotations
@@ -13,24 +14,59 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 
+from pipeline.config import Settings
+
 EVENTS = "events"
 REJECTED = "rejected"
 EVENT_PARTITION = "event_date"
 REJECTED_PARTITION = "rejected_date"
-# A session counts on the date of its first event and may cross midnight, so a day's
-# build reads the partitions of the day before (to see which sessions had already
-# started) and of the day after (the tails of the day's sessions).
-BUILD_WINDOW = (-1, 0, 1)
 
 
-def build_window(day: date) -> list[date]:
-    """The event dates a build of `day` reads."""
-    return [day + timedelta(days=shift) for shift in BUILD_WINDOW]
+@dataclass(frozen=True)
+class BuildWindow:
+    """The event dates a build of one day reads (offset ranges around it, inclusive).
+
+    - events: a session counts on the date of its first event and is cut
+      `max_session_days` after it, so the build reads that many days after its day (the
+      tails of its sessions) and at least as many before (which sessions had already
+      started). A transaction_id counts once per site: its repeats are looked for over
+      the daily look-back plus the session window before the day (`transaction_days`).
+    - touches: the earlier sessions a direct session may take its source from (last
+      non-direct attribution over `attribution_days`); none when direct sessions are kept.
+    """
+
+    max_session_days: int = 3
+    transaction_days: int = 6
+    attribution_days: int = 30
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> BuildWindow:
+        flows = settings.flows
+        keep_direct = settings.attribution.direct_sessions == "keep"
+        return cls(
+            max_session_days=flows.max_session_days,
+            transaction_days=flows.lookback_days + flows.max_session_days,
+            attribution_days=0 if keep_direct else settings.attribution.lookback_days,
+        )
+
+    def events(self, day: date) -> list[date]:
+        before = max(self.transaction_days, self.max_session_days)
+        return _days(day, -before, self.max_session_days)
+
+    def touches(self, day: date) -> list[date]:
+        return _days(day, -self.attribution_days, 0) if self.attribution_days else []
+
+    def dates(self, day: date) -> list[date]:
+        """Every event date the build of `day` reads."""
+        return sorted({*self.events(day), *self.touches(day)})
+
+    def event_dates(self, days: list[date]) -> list[date]:
+        """The dates whose events the builds of `days` read whole, once each, in order."""
+        return sorted({read for day in days for read in self.events(day)})
 
 
-def build_windows(days: list[date]) -> list[date]:
-    """Every event date the builds of `days` read, once each, in order."""
-    return sorted({read for day in days for read in build_window(day)})
+def _days(day: date, first: int, last: int) -> list[date]:
+    return [day + timedelta(days=shift) for shift in range(first, last + 1)]
 
 
 @dataclass(frozen=True)
@@ -62,9 +98,8 @@ class LakeLayout:
         prefix = f"{EVENT_PARTITION}="
         return sorted(path.name.removeprefix(prefix) for path in self.events_dir.glob(f"{prefix}*"))
 
-    def files_for_build(self, day: date) -> list[Path]:
-        """The lake files a build of `day` reads: its window's partitions."""
-        return [path for read in build_window(day) for path in self.files_on(read)]
+    def files_on_dates(self, dates: list[date]) -> list[Path]:
+        return [path for read in dates for path in self.files_on(read)]
 
 
 def partition_name(event_date: date | str) -> str:

@@ -1,7 +1,9 @@
 """Raw records -> lake rows: the one path the streaming consumer and `import` share.
 
-    accept_json / accept_value   decode and validate one record: a canonical event (event_ts
-                                 as epoch microseconds) or a RejectedPayload with its reason
+    accept_json / accept_value   decode and validate one record, then apply the collector's
+                                 page rule (URLs scrubbed, utm_* and click id type from
+                                 page_url where the event gives none): a canonical event
+                                 (event_ts as epoch microseconds) or a RejectedPayload
     process                      accepted events -> de-duplicate -> sessionize -> lake rows
 
 Each raw record yields exactly one outcome (Snowplow's rule): an accepted event that then
@@ -25,6 +27,7 @@ from pipeline.events.reasons import Rejected
 from pipeline.events.timestamps import TimestampWindow
 from pipeline.events.validation import Event, validate_event
 from pipeline.lake.store import RejectedPayload, events_to_table, to_lake_rows
+from pipeline.privacy.urls import scrub_page_fields
 from pipeline.sessions.dedup import Deduplicator
 from pipeline.sessions.sessionizer import Sessionizer
 
@@ -54,9 +57,7 @@ def accept_json(
 ) -> Event | RejectedPayload:
     """One JSON record (a Kafka message, a JSON Lines line) -> event or rejection."""
     try:
-        return validate_event(
-            decode_json(payload), now_micros=now, window=window, ts_as_micros=True
-        )
+        return _accepted(decode_json(payload), now, window)
     except Rejected as rejected:
         return _rejection(rejected, payload.decode("utf-8", errors="replace"), source)
 
@@ -67,7 +68,7 @@ def accept_value(
     """One decoded record (e.g. a Parquet row) -> event or rejection. Only a rejection
     needs the record as text, so only a rejection pays for it."""
     try:
-        return validate_event(raw, now_micros=now, window=window, ts_as_micros=True)
+        return _accepted(raw, now, window)
     except Rejected as rejected:
         return _rejection(rejected, json.dumps(raw, default=str), source)
 
@@ -95,6 +96,15 @@ def process(
         known=fresh.num_rows - new.num_rows,
         late=state.sessionizer.late_events - late,
     )
+
+
+def _accepted(raw: object, now: int, window: TimestampWindow) -> Event:
+    """Validated, then given the page fields the collector gives (the one rule,
+    pipeline.privacy.urls.scrub_page_fields): events that never passed the collector
+    (`import`, `produce --file`) are scrubbed and take utm_* and the click id type from
+    page_url; the collector's own come out unchanged."""
+    event = validate_event(raw, now_micros=now, window=window, ts_as_micros=True)
+    return scrub_page_fields(event)
 
 
 def _rejection(rejected: Rejected, text: str, source: str) -> RejectedPayload:

@@ -38,6 +38,7 @@ import pyarrow.compute as pc
 import pyarrow.ipc
 
 from pipeline.config import Settings
+from pipeline.events.schema import canonical_arrow_schema
 from pipeline.events.timestamps import EPOCH
 from pipeline.privacy.hashing import keyed_hash
 
@@ -228,7 +229,7 @@ class Sessionizer:
         open_client_sessions: dict[tuple[str, str], OpenClientSession] | None = None,
     ) -> Sessionizer:
         sessionizer = cls(rules)
-        sessionizer._pending = [pending] if pending is not None else []
+        sessionizer._pending = [_with_current_columns(pending)] if pending is not None else []
         sessionizer._open = open_sessions
         sessionizer._open_client = open_client_sessions or {}
         sessionizer._max_ts = max_ts
@@ -343,6 +344,20 @@ class Sessionizer:
         stale = [key for key, client in self._open_client.items() if client.last_ts < horizon]
         for key in stale:
             del self._open_client[key]
+
+
+def _with_current_columns(pending: pa.Table) -> pa.Table:
+    """Events a snapshot held, in today's canonical columns: a field added to the schema
+    since (e.g. visitor_scope) is null for them."""
+    schema = canonical_arrow_schema()
+    if pending.schema.equals(schema):
+        return pending
+    columns = [
+        pending[field.name] if field.name in pending.column_names
+        else pa.nulls(pending.num_rows, field.type)
+        for field in schema
+    ]  # fmt: skip
+    return pa.Table.from_arrays(columns, schema=schema)
 
 
 def _ipc_text(table: pa.Table) -> str:

@@ -3,8 +3,9 @@
 1. prepare the connection: settings, the warehouse tables, the config tables the models
    read (goals, currency_rates);
 2. run the day's models (pipeline.warehouse.models.DAY_MODELS) into TEMP tables over
-   the lake files of the day's window (pipeline.lake.paths);
-3. in one transaction, replace the day's rows of each output table, then the month's;
+   the lake files of the day's window (pipeline.lake.paths.BuildWindow);
+3. in one transaction, replace the day's rows of each output table, then the week's and
+   the month's;
 4. publish the day's file of each mart (pipeline.warehouse.publish).
 """
 
@@ -27,18 +28,18 @@ import pyarrow.parquet as pq
 from pipeline.config import Settings
 from pipeline.errors import SessionflowError
 from pipeline.events.schema import lake_arrow_schema
-from pipeline.lake.paths import LakeLayout
+from pipeline.lake.paths import BuildWindow, LakeLayout
 from pipeline.lake.reattribution import needs_reattribution
 from pipeline.warehouse.faults import fault_point
 from pipeline.warehouse.manifest import Fingerprinter, record
 from pipeline.warehouse.models import (
     DAY_MODELS,
-    MONTH_MODELS,
+    PERIOD_MODELS,
     SETUP_MODELS,
     query_sql_model,
     run_sql_model,
 )
-from pipeline.warehouse.publish import DAY_OUTPUTS, MONTH_OUTPUTS, publish_marts, replace_period
+from pipeline.warehouse.publish import DAY_OUTPUTS, PERIOD_OUTPUTS, publish_marts, replace_period
 
 MONEY = pa.decimal128(18, 4)
 # Serialises this process's writes to the warehouse's catalog and its commits; other
@@ -49,10 +50,31 @@ _WRITE_LOCK = threading.Lock()
 @dataclass(frozen=True)
 class DayBuild:
     day: date
-    rows: dict[str, int]  # warehouse table -> rows written for the day (the month)
+    rows: dict[str, int]  # warehouse table -> rows written for the day (the week, month)
     unconverted_values: int  # event amounts in a currency without a rate: not summed
     unconverted_costs: int  # cost rows in a currency without a rate: not summed
+    cut_sessions: int  # sessions with events beyond flows.max_session_days, left out
     marts: tuple[Path, ...]
+
+
+@dataclass(frozen=True)
+class LakeReads:
+    """The lake files a build reads (pipeline.lake.paths.BuildWindow), listed once."""
+
+    events: list[Path]
+    touches: list[Path]
+
+    @property
+    def files(self) -> list[Path]:
+        return sorted({*self.events, *self.touches})
+
+
+def lake_reads(settings: Settings, day: date) -> LakeReads:
+    window = BuildWindow.from_settings(settings)
+    layout = LakeLayout(settings.lake_dir)
+    return LakeReads(
+        layout.files_on_dates(window.events(day)), layout.files_on_dates(window.touches(day))
+    )
 
 
 def build_day(settings: Settings, day: date) -> DayBuild:
@@ -64,13 +86,12 @@ def build_day(settings: Settings, day: date) -> DayBuild:
         tempfile.TemporaryDirectory(prefix="sessionflow-build-") as scratch,
     ):
         register_config_tables(con, settings)
-        lake_files = _attributed(LakeLayout(settings.lake_dir).files_for_build(day), day)
+        reads = lake_reads(settings, day)
+        _check_attribution([*reads.events, *reads.touches], day)
         # Taken before the models read anything: what arrives meanwhile makes the day
         # stale again instead of being recorded as read.
-        fingerprint = Fingerprinter(settings, con).current(day, lake_files)
-        params = model_parameters(
-            settings, day, lake_files or [_empty_lake_file(Path(scratch), day)]
-        )
+        fingerprint = Fingerprinter(settings, con).current(day, reads.files)
+        params = model_parameters(settings, day, reads, Path(scratch))
         run_day_models(con, params)
 
         # Commit and publish one build at a time: days compute in parallel, but the
@@ -95,19 +116,20 @@ def build_day(settings: Settings, day: date) -> DayBuild:
         rows=rows,
         unconverted_values=int(stats["unconverted_values"]),
         unconverted_costs=int(stats["unconverted_costs"]),
+        cut_sessions=int(stats["cut_sessions"]),
         marts=tuple(marts),
     )
 
 
 def store_day(con: duckdb.DuckDBPyConnection, params: Mapping[str, Any]) -> None:
     """Replace the day's rows of the output tables with this run's, then rebuild and
-    replace the month's. Run inside one transaction."""
+    replace the week's and the month's. Run inside one transaction."""
     day: date = params["run_date"]
     for output in DAY_OUTPUTS:
         replace_period(con, output, day)
-    for name in MONTH_MODELS:
+    for name in PERIOD_MODELS:
         run_sql_model(con, name, params)
-    for output in MONTH_OUTPUTS:
+    for output in PERIOD_OUTPUTS:
         replace_period(con, output, day)
 
 
@@ -140,12 +162,23 @@ def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
             run_sql_model(con, name)
 
 
-def model_parameters(settings: Settings, day: date, lake_files: Sequence[Path]) -> dict[str, Any]:
+def model_parameters(
+    settings: Settings, day: date, reads: LakeReads, scratch: Path
+) -> dict[str, Any]:
+    """The models' parameters; `scratch` holds an empty lake file for a read of no files
+    (read_parquet needs one, and costs must still be reported on a day without events)."""
+
+    def paths(files: Sequence[Path]) -> list[str]:
+        return [str(path) for path in files or [_empty_lake_file(scratch, day)]]
+
     return {
         "run_date": day,
         "timezone": settings.timezone,
         "currency": settings.currency,
-        "lake_files": [str(path) for path in lake_files],
+        "lake_files": paths(reads.events),
+        "touch_files": paths(reads.touches),
+        "max_session_days": settings.flows.max_session_days,
+        "attribution_lookback_days": settings.attribution.lookback_days,
     }
 
 
@@ -179,21 +212,19 @@ def currency_rates_table(settings: Settings) -> pa.Table:
     )
 
 
-def _attributed(files: list[Path], day: date) -> list[Path]:
-    """`files`, once each is known to carry the current attribution (else one-line error)."""
+def _check_attribution(files: list[Path], day: date) -> None:
+    """A one-line error unless every file carries the current attribution."""
     stale = [path for path in files if needs_reattribution(path)]
     if stale:
         raise SessionflowError(
             f"{len(stale)} lake files read by {day}'s build predate the current attribution "
             f"rules (e.g. {stale[0]}): run `sessionflow reattribute`, then build again"
         )
-    return files
 
 
 def _empty_lake_file(directory: Path, day: date) -> Path:
-    """A lake file with no rows, for a day whose partitions are all empty: read_parquet
-    needs a file, and costs must still be reported on a day without events."""
     path = LakeLayout(directory).event_file(day, "empty")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(lake_arrow_schema().empty_table(), path)
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(lake_arrow_schema().empty_table(), path)
     return path

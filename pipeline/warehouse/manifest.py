@@ -23,6 +23,7 @@ not part of the fingerprint: a build cannot re-apply them. The lake files record
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -34,7 +35,7 @@ import duckdb
 import pyarrow.parquet as pq
 
 from pipeline.config import Settings
-from pipeline.lake.paths import BUILD_WINDOW, LakeLayout
+from pipeline.lake.paths import BuildWindow, LakeLayout
 from pipeline.lake.store import footer_range
 from pipeline.warehouse.models import SQL_DIR, query_sql_model, run_sql_model
 
@@ -87,6 +88,7 @@ class Fingerprinter:
 
     def __init__(self, settings: Settings, con: duckdb.DuckDBPyConnection) -> None:
         self.layout = LakeLayout(settings.lake_dir)
+        self.window = BuildWindow.from_settings(settings)
         self.config = config_fingerprint(settings)
         self.models = models_fingerprint()
         self._costs = {
@@ -96,7 +98,9 @@ class Fingerprinter:
 
     def current(self, day: date, lake_files: list[Path] | None = None) -> Fingerprint:
         """`lake_files`: the files a build of `day` is about to read (default: as listed now)."""
-        files = self.layout.files_for_build(day) if lake_files is None else lake_files
+        files = lake_files
+        if files is None:
+            files = self.layout.files_on_dates(self.window.dates(day))
         return Fingerprint(
             lake=_digest(sorted(self._summary(paths) for paths in _by_partition(files))),
             costs=self._costs.get(day, "none"),
@@ -104,11 +108,19 @@ class Fingerprinter:
             models=self.models,
         )
 
+    def ingested_since(self, day: date, moment: datetime) -> bool:
+        """Whether `day`'s own partition holds events ingested after `moment`."""
+        files = self.layout.files_on(day)
+        if not files:
+            return False
+        newest = json.loads(self._summary(tuple(files))[1])["newest_ingestion"]
+        return not newest or datetime.fromisoformat(newest) > moment
+
     def has_data(self, day: date) -> bool:
         """Whether `day` has events in the lake or costs: worth building."""
         return day in self._costs or bool(self.layout.files_on(day))
 
-    # Each partition is in three days' windows: its footers are read once per plan.
+    # Each partition is in many days' windows: its footers are read once per plan.
     @lru_cache(maxsize=4_096)  # noqa: B019 - one short-lived instance per plan
     def _summary(self, paths: tuple[Path, ...]) -> tuple[str, str]:
         summary = _PartitionSummary()
@@ -154,7 +166,9 @@ def config_fingerprint(settings: Settings) -> str:
             "goals": settings.goals,
             "goal_counting": settings.goal_counting,
             "currency_rates": settings.currency_rates,
-            "build_window": list(BUILD_WINDOW),
+            "build_window": dataclasses.asdict(BuildWindow.from_settings(settings)),
+            "direct_sessions": settings.attribution.direct_sessions,
+            "attribution_lookback_days": settings.attribution.lookback_days,
         }
     )
 
@@ -174,8 +188,10 @@ class DailyPlan:
 
     target: date
     days: list[DayState]  # in date order; the stale ones are built
-    # Built days older than the look-back whose lake partitions changed: not rebuilt by a
-    # daily run (that is a backfill's decision), named by a quality check.
+    # Built days older than the look-back that got events since they were built: not
+    # rebuilt by a daily run (that is a backfill's decision), named by a quality check.
+    # (A day whose window changed only through its neighbours is not named: the
+    # neighbour it shares the events with is.)
     outside_lookback: list[date]
 
 
@@ -193,12 +209,17 @@ def plan_daily(
         day = target - timedelta(days=offset)
         if day in built or now.has_data(day):
             states[day] = DayState(day, _reasons(now, built, day))
+    built_at = built_times(con)
     outside = []
     for day in sorted(built.keys() - states.keys()):
         reasons = now.current(day).reasons_against(built[day])
         if COSTS_CHANGED in reasons:
             states[day] = DayState(day, reasons)
-        elif LAKE_CHANGED in reasons and day < window_start:
+        elif (
+            LAKE_CHANGED in reasons
+            and day < window_start
+            and now.ingested_since(day, built_at[day])
+        ):
             outside.append(day)
     return DailyPlan(target, [states[day] for day in sorted(states)], outside)
 
@@ -224,6 +245,13 @@ def recorded(con: duckdb.DuckDBPyConnection) -> dict[date, Fingerprint]:
     return {
         row["date"]: Fingerprint(row["lake"], row["costs"], row["config"], row["models"])
         for row in query_sql_model(con, "checks/manifest").to_pylist()
+    }
+
+
+def built_times(con: duckdb.DuckDBPyConnection) -> dict[date, datetime]:
+    """When each built day was last built."""
+    return {
+        row["date"]: row["built_at"] for row in query_sql_model(con, "checks/manifest").to_pylist()
     }
 
 

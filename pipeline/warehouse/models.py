@@ -1,8 +1,10 @@
 """The SQL models: the DAG of `.sql` files under sql/, and how a statement is run.
 
-    sql/staging/   stg_events, stg_costs          the lake's and the costs' rows, cleaned
-    sql/sessions/  sessions, session_identity     one row per session
-    sql/marts/     session_totals, the daily tables, monthly_sessions_per_user
+    sql/staging/   stg_lake_events, stg_events,   the lake's and the costs' rows, cleaned
+                   stg_transactions, stg_touches,
+                   stg_costs
+    sql/sessions/  sessions, session_users        one row per session
+    sql/marts/     session_totals, the daily tables, weekly and monthly sessions per user
     sql/publish/   the warehouse's tables, cost loading
     sql/checks/    quality checks, build statistics
 
@@ -33,17 +35,21 @@ SETUP_MODELS = (
 # One day's models, each a TEMP table built from the ones before it (dbt-snowplow-web
 # style: events -> sessions -> daily tables).
 DAY_MODELS = (
+    "staging/stg_lake_events",
     "staging/stg_events",
+    "staging/stg_transactions",
+    "staging/stg_touches",
     "sessions/sessions",
-    "sessions/session_identity",
+    "sessions/session_users",
     "staging/stg_costs",
     "marts/session_totals",
     "marts/daily_sessions",
     "marts/daily_cost_per_session",
     "marts/daily_site_summary",
 )
-# Read the warehouse's sessions of the whole month, so they run after the day is stored.
-MONTH_MODELS = ("marts/monthly_sessions_per_user",)
+# Read the warehouse's sessions of the whole week or month, so they run after the day is
+# stored.
+PERIOD_MODELS = ("marts/weekly_sessions_per_user", "marts/monthly_sessions_per_user")
 
 
 def run_sql_model(

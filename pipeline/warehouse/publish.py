@@ -20,7 +20,7 @@ from pipeline.lake.store import write_parquet_atomically
 @dataclass(frozen=True)
 class Output:
     """A warehouse table a build writes; `stage` is the TEMP table holding the run's rows;
-    a build replaces one `period` ("date" or "month") of it, found in column `key`."""
+    a build replaces one `period` ("date", "week" or "month") of it, found in column `key`."""
 
     table: str
     stage: str
@@ -28,11 +28,18 @@ class Output:
     key: str
 
     def period_value(self, day: date) -> date | str:
-        return day if self.period == "date" else day.strftime("%Y-%m")
+        if self.period == "date":
+            return day
+        return day.strftime(_PERIOD_FORMATS[self.period])
 
     def mart_path(self, marts_dir: Path, day: date) -> Path:
-        value = day.isoformat() if self.period == "date" else day.strftime("%Y-%m")
-        return marts_dir / self.table / f"{self.period}={value}" / "data.parquet"
+        value = self.period_value(day)
+        text = value.isoformat() if isinstance(value, date) else value
+        return marts_dir / self.table / f"{self.period}={text}" / "data.parquet"
+
+
+# As the models spell them (strftime): ISO weeks 'YYYY-Www', months 'YYYY-MM'.
+_PERIOD_FORMATS = {"week": "%G-W%V", "month": "%Y-%m"}
 
 
 # The output tables BI tools read, each published as marts/<table>/<period>=<value>/.
@@ -41,12 +48,14 @@ OUTPUTS = (
     Output("daily_sessions", "daily_sessions_this_run", "date", "date"),
     Output("daily_cost_per_session", "daily_cost_per_session_this_run", "date", "date"),
     Output("daily_site_summary", "daily_site_summary_this_run", "date", "date"),
+    Output("weekly_sessions_per_user", "weekly_sessions_per_user_this_run", "week", "week"),
     Output("monthly_sessions_per_user", "monthly_sessions_per_user_this_run", "month", "month"),
 )
 # Tables the build keeps in the warehouse for later builds, without a mart.
-WAREHOUSE_ONLY = (Output("session_identity", "session_identity_this_run", "date", "session_date"),)
+WAREHOUSE_ONLY = (Output("session_users", "session_users_this_run", "date", "session_date"),)
 DAY_OUTPUTS = tuple(o for o in (*OUTPUTS, *WAREHOUSE_ONLY) if o.period == "date")
-MONTH_OUTPUTS = tuple(o for o in OUTPUTS if o.period == "month")
+# Week- and month-to-date rows, recomputed from the warehouse after each day is stored.
+PERIOD_OUTPUTS = tuple(o for o in OUTPUTS if o.period != "date")
 
 
 def replace_period(con: duckdb.DuckDBPyConnection, output: Output, day: date) -> None:
@@ -64,7 +73,7 @@ def publish_marts(
     rows: dict[str, int] = {}
     marts: list[Path] = []
     for output in OUTPUTS:
-        if output.period == "month":
+        if output.period != "date":
             # From the warehouse, not this run: it includes every day committed so far.
             table, _, key = _identifiers(output)
             relation = con.execute(

@@ -11,14 +11,17 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.provisional import domains
 
-from pipeline.collector.urls import (
+from pipeline.events.reasons import Reason, Rejected
+from pipeline.events.validation import Event
+from pipeline.privacy.redaction import EMAIL_PLACEHOLDER
+from pipeline.privacy.urls import (
     CLICK_ID_PARAMS,
     MAX_URL_LENGTH,
     UTM_KEYS,
     ScrubbedUrl,
+    scrub_page_fields,
     scrub_url,
 )
-from pipeline.privacy.redaction import EMAIL_PLACEHOLDER
 
 REJECTED = ScrubbedUrl(url=None, host=None, utm={}, click_id_type=None)
 
@@ -345,3 +348,76 @@ def test_idempotent_and_total_on_arbitrary_text(prefix: str, rest: str) -> None:
     scrubbed = scrub_url(prefix + rest)
     if scrubbed.url is not None:
         assert_idempotent(scrubbed)
+
+
+# --- The page rule (collector, consumer and `import` alike) ---------------------------
+
+
+def test_page_rule_explicit_fields_win_and_the_url_fills_the_rest() -> None:
+    event: Event = {
+        "page_url": "https://Shop.example/a?utm_source=fb&utm_medium=social&utm_term=shoes"
+        "&msclkid=X1&email=jane@example.com",
+        "page_referrer": "https://www.bing.com/search?q=shoes",
+        "utm_source": "google",
+        "utm_medium": "",  # empty: not given
+        "event_id": "e1",
+    }
+    assert scrub_page_fields(event) == {
+        "page_url": "https://shop.example/a?utm_source=fb&utm_medium=social&utm_term=shoes",
+        "page_referrer": "https://www.bing.com/search",
+        "utm_source": "google",
+        "utm_medium": "social",
+        "utm_term": "shoes",
+        "click_id_type": "msclkid",
+        "event_id": "e1",
+    }
+
+
+def test_page_rule_keeps_an_explicit_click_id_type_and_drops_what_scrubs_to_nothing() -> None:
+    event: Event = {
+        "page_url": "https://shop.example/?gclid=abc",
+        "page_referrer": "android-app://com.google.android.gm",
+        "click_id_type": "dclid",
+    }
+    assert scrub_page_fields(event) == {
+        "page_url": "https://shop.example/",
+        "click_id_type": "dclid",
+    }
+    assert scrub_page_fields({"page_url": ""}) == {}
+    assert scrub_page_fields({"event_id": "e2"}) == {"event_id": "e2"}
+
+
+@pytest.mark.parametrize("page_url", ["/relative?x=1", "mailto:jane@example.com", "ftp://x/"])
+def test_page_rule_rejects_a_page_url_that_is_not_absolute_http(page_url: str) -> None:
+    with pytest.raises(Rejected) as raised:
+        scrub_page_fields({"page_url": page_url})
+    assert raised.value.reason == Reason.BAD_URL
+
+
+def test_page_rule_checks_the_utm_values_it_takes() -> None:
+    with pytest.raises(Rejected, match="too_long: utm_content"):
+        scrub_page_fields({"page_url": "https://shop.example/?utm_content=" + "x" * 257})
+    # Given explicitly, the URL's value is not taken, so not checked either.
+    explicit = {"page_url": "https://shop.example/?utm_content=" + "x" * 257, "utm_content": "a"}
+    assert scrub_page_fields(explicit)["utm_content"] == "a"
+
+
+explicit_fields = st.dictionaries(
+    st.sampled_from([*UTM_KEYS, "click_id_type"]), st.sampled_from(["", "google", "gclid"])
+)
+
+
+@settings(max_examples=300)
+@given(url_parts, st.none() | url_parts, explicit_fields)
+def test_page_rule_is_idempotent(
+    page: UrlParts, referrer: UrlParts | None, explicit: dict[str, str]
+) -> None:
+    event: Event = {"page_url": page.build(), **explicit}
+    if referrer is not None:
+        event["page_referrer"] = referrer.build()
+    try:
+        once = scrub_page_fields(dict(event))
+    except Rejected as rejected:
+        assume(rejected.reason != Reason.TOO_LONG)
+        raise
+    assert scrub_page_fields(dict(once)) == once

@@ -29,11 +29,11 @@ from pipeline.dev.generator import COST_COLUMNS, GeneratorConfig, generate_costs
 from pipeline.events.schema import lake_arrow_schema
 from pipeline.events.timestamps import parse_event_ts
 from pipeline.lake.importer import import_file
-from pipeline.lake.paths import LakeLayout
 from pipeline.sessions.channels import default_channel_group, source_medium
 from pipeline.warehouse.build import (
     DayBuild,
     build_day,
+    lake_reads,
     model_parameters,
     prepare_connection,
     run_day_models,
@@ -56,21 +56,23 @@ T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 
 # The columns DESIGN.md lists, in its order.
 SIGNALS = {"user_engagement", "engagement"}  # engagement time only, not events
+NOT_IN_MART = {"duration_us", "user_key"}  # recomputed per session, not columns of `sessions`
 DESIGN_COLUMNS = {
     "sessions": "session_id site_id visitor_id session_date session_start session_end "
     "duration_s events pageviews engaged bounce entry_page exit_page source medium campaign "
     "channel_group device_category country conversions revenue conversion_value "
-    "engagement_time_s",
+    "engagement_time_s refunds net_revenue",
     "daily_sessions": "date site_id channel_group source medium campaign device_category "
     "country sessions users engaged_sessions pageviews total_duration_s conversions revenue "
     "conversion_value session_value revenue_per_session engagement_rate bounce_rate "
     "avg_session_duration_s pages_per_session sessions_per_user engagement_time_s "
-    "avg_engagement_time_s",
+    "avg_engagement_time_s refunds net_revenue",
     "daily_cost_per_session": "date site_id source medium campaign cost sessions "
     "cost_per_session revenue conversion_value roas cost_per_conversion",
     "daily_site_summary": "date site_id sessions users pageviews engaged_sessions conversions "
     "revenue conversion_value cost cost_per_session session_value revenue_per_session "
-    "sessions_per_user bounce_rate engagement_time_s avg_engagement_time_s",
+    "sessions_per_user bounce_rate engagement_time_s avg_engagement_time_s refunds net_revenue",
+    "weekly_sessions_per_user": "week site_id sessions users sessions_per_user",
     "monthly_sessions_per_user": "month site_id sessions users sessions_per_user",
 }
 
@@ -167,16 +169,15 @@ BareRunner = Callable[[Settings], BareRun]
 
 
 @pytest.fixture
-def bare() -> Iterator[BareRunner]:
+def bare(tmp_path: Path) -> Iterator[BareRunner]:
     """Runs DAY's models bare, as build_day does but without touching a warehouse."""
 
     def run(settings: Settings) -> BareRun:
         con = duckdb.connect()
         opened.append(con)
         prepare_connection(con, settings)
-        run_day_models(
-            con, model_parameters(settings, DAY, LakeLayout(settings.lake_dir).files_for_build(DAY))
-        )
+        scratch = tmp_path / "scratch"
+        run_day_models(con, model_parameters(settings, DAY, lake_reads(settings, DAY), scratch))
         return BareRun(con)
 
     opened: list[duckdb.DuckDBPyConnection] = []
@@ -218,97 +219,193 @@ class Recomputed:
     sessions: dict[str, Row]
     unconverted_values: int
     dropped_purchases: int  # repeated transaction ids
+    reattributed: int  # direct sessions credited to an earlier non-direct one
     daily_sessions: dict[tuple[Any, ...], Row] = field(default_factory=dict)
     cost_per_session: dict[tuple[Any, ...], Row] = field(default_factory=dict)
     site_summary: dict[tuple[Any, ...], Row] = field(default_factory=dict)
 
 
 def lake_events(settings: Settings) -> list[Row]:
-    """Every lake event once: the earliest ingested copy (then file, then row)."""
-    best: dict[str, tuple[Any, ...]] = {}
+    """Every lake event once per site: the earliest ingested copy (then file, then row)."""
+    best: dict[tuple[str, str], tuple[Any, ...]] = {}
     for path in sorted((settings.lake_dir / "events").glob("event_date=*/*.parquet")):
         for index, row in enumerate(pq.ParquetFile(path).read().to_pylist()):
             rank = (row["ingested_at"], str(path), index)
-            if row["event_id"] not in best or rank < best[row["event_id"]][:3]:
-                best[row["event_id"]] = (*rank, row)
+            key = (row["site_id"], row["event_id"])
+            if key not in best or rank < best[key][:3]:
+                best[key] = (*rank, row)
     return [entry[3] for entry in best.values()]
 
 
-def recompute(settings: Settings, day: date, costs: list[Row]) -> Recomputed:
-    zone = ZoneInfo(settings.timezone)
-    by_session: dict[str, list[Row]] = defaultdict(list)
-    for row in lake_events(settings):
-        by_session[row["session_id"]].append(row)
-    todays = {}
-    for session_id, events in by_session.items():
-        events.sort(key=lambda e: (e["event_ts"], e["event_id"]))
-        real = [e for e in events if e["event_name"] not in SIGNALS]
-        if real and real[0]["event_ts"].astimezone(zone).date() == day:
-            todays[session_id] = events
+def in_time_order(events: Iterable[Row]) -> list[Row]:
+    return sorted(events, key=lambda e: (e["event_ts"], e["event_id"]))
 
-    # A transaction id counts once per site and day, in its first purchase.
-    purchases = sorted(
-        (e for events in todays.values() for e in events if e["event_name"] == "purchase"),
-        key=lambda e: (e["event_ts"], e["event_id"]),
-    )
-    seen: set[tuple[str, str]] = set()
-    counted: set[str] = set()
-    for purchase in purchases:
-        key = (purchase["site_id"], purchase["transaction_id"])
-        if purchase["transaction_id"] is None or key not in seen:
-            counted.add(purchase["event_id"])
-            seen.add(key)
 
-    sessions: dict[str, Row] = {}
-    unconverted = 0
-    for session_id, events in todays.items():
-        real = [e for e in events if e["event_name"] not in SIGNALS]
-        first, last = real[0], real[-1]
-        pages = [e for e in events if e["event_name"] == "page_view"]
-        engagement = [
-            e["engagement_time_ms"] for e in events if e["engagement_time_ms"] is not None
-        ]
+@dataclass
+class LakeSession:
+    """A session of the lake as the rules read it, before any date is chosen."""
+
+    events: list[Row]  # in time order, engagement signals included
+
+    @property
+    def real(self) -> list[Row]:
+        return [e for e in self.events if e["event_name"] not in SIGNALS]
+
+    @property
+    def start(self) -> datetime:
+        ts: datetime = self.real[0]["event_ts"]
+        return ts
+
+    def attribution(self) -> Row:
+        """Source, medium, campaign and channel from its first event, derived again."""
+        first = self.real[0]
         referrer = first["page_referrer"]
         source, medium = source_medium(
             first["utm_source"], first["utm_medium"], first["click_id_type"],
             urlsplit(referrer).hostname if referrer else None, first["site_id"],
         )  # fmt: skip
-        conversions, revenue, goal_value = 0, Decimal(0), Decimal(0)
-        goal_hits: dict[str, int] = defaultdict(int)
+        source, medium = source.strip().lower(), medium.strip().lower()
+        campaign = campaign_of(first["utm_campaign"])
+        return {"source": source, "medium": medium, "campaign": campaign,
+                "channel_group": default_channel_group(source, medium, campaign)}  # fmt: skip
+
+    def user_id(self) -> str | None:
+        return next((e["user_id"] for e in self.events if e["user_id"] is not None), None)
+
+
+def lake_sessions(settings: Settings) -> dict[str, LakeSession]:
+    by_session: dict[str, list[Row]] = defaultdict(list)
+    for row in lake_events(settings):
+        by_session[row["session_id"]].append(row)
+    return {
+        session_id: LakeSession(in_time_order(events))
+        for session_id, events in by_session.items()
+        if any(e["event_name"] not in SIGNALS for e in events)
+    }
+
+
+def stable_visitors(sessions: Iterable[LakeSession]) -> set[tuple[str, str]]:
+    """(site, visitor) whose id is a stable client id: sent with the 'client' scope, or
+    with a client session id and no scope."""
+    return {
+        (e["site_id"], e["visitor_id"])
+        for session in sessions
+        for e in session.events
+        if e["visitor_scope"] == "client"
+        or (e["visitor_scope"] is None and e["client_session_id"] is not None)
+    }
+
+
+def last_non_direct(
+    session: LakeSession, sessions: Iterable[LakeSession], lookback: timedelta
+) -> Row | None:
+    """The attribution of the same user's latest non-direct session that started in the
+    look-back before `session` (the user: its user_id, else its visitor id)."""
+
+    def user(s: LakeSession) -> tuple[str, str]:
+        return s.real[0]["site_id"], s.user_id() or s.real[0]["visitor_id"]
+
+    earlier = [
+        s for s in sessions
+        if user(s) == user(session) and session.start - lookback <= s.start < session.start
+        and s.attribution()["channel_group"] != "Direct"
+    ]  # fmt: skip
+    return max(earlier, key=lambda s: s.start).attribution() if earlier else None
+
+
+def recompute(settings: Settings, day: date, costs: list[Row]) -> Recomputed:
+    zone = ZoneInfo(settings.timezone)
+    every_session = lake_sessions(settings)
+    cut_after = timedelta(days=settings.flows.max_session_days)
+    todays: dict[str, LakeSession] = {}
+    for session_id, session in every_session.items():
+        if session.start.astimezone(zone).date() == day:
+            # Events more than max_session_days after the first are cut.
+            kept = [e for e in session.events if e["event_ts"] <= session.start + cut_after]
+            todays[session_id] = LakeSession(kept)
+
+    # A transaction id counts once per site, in its first purchase anywhere in the lake
+    # (every day of this data set is within the build's window).
+    every_event = in_time_order(e for s in every_session.values() for e in s.events)
+    counted: dict[tuple[str, str], Row] = {}
+    for e in every_event:
+        key = (e["site_id"], e["transaction_id"])
+        if e["event_name"] == "purchase" and e["transaction_id"] is not None:
+            counted.setdefault(key, e)
+    counted_ids = {(e["site_id"], e["event_id"]) for e in counted.values()}
+    purchases = [e for s in todays.values() for e in s.events if e["event_name"] == "purchase"]
+
+    stable = stable_visitors(every_session.values())
+    lookback = timedelta(days=settings.attribution.lookback_days)
+    sessions: dict[str, Row] = {}
+    unconverted, reattributed = 0, 0
+    for session_id, session in todays.items():
+        events, real = session.events, session.real
+        first, last = real[0], real[-1]
+        pages = [e for e in events if e["event_name"] == "page_view"]
+        engagement = [
+            e["engagement_time_ms"] for e in events if e["engagement_time_ms"] is not None
+        ]
+        attribution = session.attribution()
+        if attribution["channel_group"] == "Direct":
+            earlier = last_non_direct(session, every_session.values(), lookback)
+            if earlier is not None:
+                attribution, reattributed = earlier, reattributed + 1
+        conversions, revenue, goal_value, refunds = 0, Decimal(0), Decimal(0), Decimal(0)
+        goal_values: dict[str, list[Decimal | None]] = defaultdict(list)
         for e in events:
             amount = reporting_amount(e["value"], e["currency"])
             unconverted += e["value"] is not None and amount is None and e["currency"] is not None
-            if e["event_id"] in counted:
-                conversions += 1
-                revenue += amount or 0
+            if e["event_name"] == "purchase":
+                if e["transaction_id"] is None or (e["site_id"], e["event_id"]) in counted_ids:
+                    conversions += 1
+                    revenue += amount or 0
+            elif e["event_name"] == "refund":
+                if e["value"] is None:  # a whole transaction returned
+                    purchase = counted.get((e["site_id"], e["transaction_id"]))
+                    amount = (
+                        None
+                        if purchase is None
+                        else reporting_amount(purchase["value"], purchase["currency"])
+                    )
+                refunds += amount or 0
             elif e["event_name"] in GOALS:
-                goal_hits[e["event_name"]] += 1
-        for goal, hits in goal_hits.items():
-            times = 1 if GOAL_COUNTING[goal] == "session" else hits
-            conversions += times
-            goal_value += Decimal(str(GOALS[goal])) * times
+                # A value sent with the event wins over the goal's default.
+                own = amount if e["value"] is not None else Decimal(str(GOALS[e["event_name"]]))
+                goal_values[e["event_name"]].append(own)
+        for goal, values in goal_values.items():
+            counted_values = values[:1] if GOAL_COUNTING[goal] == "session" else values
+            conversions += len(counted_values)
+            goal_value += sum((v for v in counted_values if v is not None), Decimal(0))
         duration_us = (last["event_ts"] - first["event_ts"]) // timedelta(microseconds=1)
         # GA4: > 10 s of engagement time (of duration when none was sent), a key event,
         # or two page views.
         long_enough = sum(engagement) > 10_000 if engagement else duration_us > 10_000_000
         engaged = long_enough or conversions >= 1 or len(pages) >= 2
+        visitor = first["visitor_id"]
         sessions[session_id] = {
-            "site_id": first["site_id"], "visitor_id": first["visitor_id"],
+            "site_id": first["site_id"], "visitor_id": visitor,
             "session_date": day, "session_start": first["event_ts"],
             "session_end": last["event_ts"], "duration_s": duration_us / 1e6,
             "duration_us": duration_us, "events": len(real), "pageviews": len(pages),
             "engaged": engaged, "bounce": not engaged,
             "entry_page": pages[0]["page_url"] if pages else None,
             "exit_page": pages[-1]["page_url"] if pages else None,
-            "source": source.strip().lower(), "medium": medium.strip().lower(),
-            "campaign": campaign_of(first["utm_campaign"]),
-            "channel_group": first["channel_group"],
+            **attribution,
             "device_category": first["device_category"], "country": first["country"],
             "conversions": conversions, "revenue": revenue, "conversion_value": goal_value,
             "engagement_time_s": sum(engagement) / 1000,
+            "refunds": refunds, "net_revenue": revenue - refunds,
+            "user_key": session.user_id()
+            or (visitor if (first["site_id"], visitor) in stable else None),
         }  # fmt: skip
 
-    result = Recomputed(sessions, unconverted, len(purchases) - len(counted))
+    result = Recomputed(
+        sessions, unconverted, len(purchases) - sum(
+            (e["site_id"], e["event_id"]) in counted_ids or e["transaction_id"] is None
+            for e in purchases
+        ), reattributed
+    )  # fmt: skip
     result.daily_sessions = _daily_sessions(day, sessions)
     result.cost_per_session, result.site_summary = _with_costs(day, sessions, costs)
     return result
@@ -326,6 +423,8 @@ def _totals(sessions: Iterable[Row]) -> Row:
         "conversion_value": sum((s["conversion_value"] for s in group), Decimal(0)),
         "duration_us": sum(s["duration_us"] for s in group),
         "engagement_time_s": sum(s["engagement_time_s"] for s in group),
+        "refunds": sum((s["refunds"] for s in group), Decimal(0)),
+        "net_revenue": sum((s["net_revenue"] for s in group), Decimal(0)),
     }
 
 
@@ -454,6 +553,40 @@ def with_traps(generated: list[Row]) -> list[Row]:
         # Auto-tagged click without utm fields: google / cpc, no campaign.
         event("gclid-1", "page_view", at("2026-11-01T15:00:00+00:00"), "gclid-visitor",
               click_id_type="gclid", page_referrer="https://www.google.com/"),
+        # A whole transaction refunded (no value), and part of another, in euros.
+        event("refund-all", "refund", at("2026-11-01T18:00:00+00:00"), "refunder",
+              transaction_id=purchases[0]["transaction_id"]),
+        event("refund-part", "refund", at("2026-11-01T18:00:01+00:00"), "refunder",
+              transaction_id=purchases[1]["transaction_id"], value=10.0, currency="EUR"),
+        # Goal events sending their own values: they win over the goal's default.
+        event("valued-1", "download", at("2026-11-01T16:00:00+00:00"), "valued", value=4.0),
+        event("valued-2", "download", at("2026-11-01T16:00:01+00:00"), "valued", value=2.0,
+              currency="EUR"),
+        # The same event id on two sites: two events.
+        event("collide", "page_view", at("2026-11-01T16:30:00+00:00"), "collide-a"),
+        event("collide", "page_view", at("2026-11-01T16:30:00+00:00"), "collide-b",
+              site="blog.example"),
+        # A server-side purchase without session id joins the visit that made it.
+        event("stitch-1", "page_view", at("2026-11-01T17:00:00+00:00"), "stitched",
+              session_id="S-ST", visitor_scope="client", utm_source="google", utm_medium="cpc"),
+        event("stitch-2", "purchase", at("2026-11-01T17:05:00+00:00"), "stitched",
+              visitor_scope="client", value=100.0, transaction_id="T-ST"),
+        # A direct return of a stable visitor is credited to their newsletter visit.
+        event("return-1", "page_view", at("2026-11-01T14:00:00+00:00"), "returning",
+              session_id="R1", visitor_scope="client", utm_source="Newsletter",
+              utm_medium="email", utm_campaign="nov"),
+        event("return-2", "page_view", at("2026-11-02T14:00:00+00:00"), "returning",
+              session_id="R2", visitor_scope="client"),
+        # A user_id over three days of rotating cookie-free ids: one user.
+        event("user-1", "page_view", at("2026-10-31T15:00:00+00:00"), "rotating-1",
+              user_id="u-rotating", visitor_scope="daily"),
+        event("user-2", "page_view", at("2026-11-01T15:00:00+00:00"), "rotating-2",
+              user_id="u-rotating", visitor_scope="daily"),
+        event("user-3", "page_view", at("2026-11-02T15:00:00+00:00"), "rotating-3",
+              user_id="u-rotating", visitor_scope="daily"),
+        # A client session id reused more than max_session_days (3) later: cut there.
+        event("long-1", "page_view", at("2026-10-31T12:00:00+00:00"), "long", session_id="L"),
+        event("long-2", "page_view", at("2026-11-03T12:00:01+00:00"), "long", session_id="L"),
     ]  # fmt: skip
     return events + extra
 
@@ -537,7 +670,7 @@ def test_daily_tables_equal_an_independent_recomputation_from_the_lake(
     }
     assert sessions.keys() == expected.sessions.keys()
     for session_id, want in expected.sessions.items():
-        assert_same(sessions[session_id], {k: v for k, v in want.items() if k != "duration_us"},
+        assert_same(sessions[session_id], {k: v for k, v in want.items() if k not in NOT_IN_MART},
                     session_id)  # fmt: skip
         # The lake's channel group (per event, at ingestion) agrees with the session's
         # source / medium / campaign derived at build time.
@@ -586,14 +719,57 @@ def test_the_generated_data_exercises_every_trap(generated: Generated) -> None:
         "google",
         "(not set)",
     )
+    # Refunds: a whole transaction (its purchase's amount) and 10 EUR.
+    refunded = by_visitor["refunder"]
+    assert refunded["refunds"] > Decimal("12.5")
+    assert refunded["net_revenue"] == -refunded["refunds"]
+    assert by_visitor["valued"]["conversion_value"] == Decimal("6.5")
+    assert {"collide-a", "collide-b"} <= by_visitor.keys()
+    stitched = by_visitor["stitched"]
+    assert (stitched["source"], stitched["revenue"], stitched["events"]) == ("google", 100, 2)
+    assert by_visitor["returning"]["source"] == "newsletter"
+    returned = recompute(generated.settings, DAY + timedelta(days=1), generated.costs)
+    again = {s["visitor_id"]: s for s in returned.sessions.values()}["returning"]
+    assert (again["source"], again["campaign"]) == ("newsletter", "nov")
+    assert expected.reattributed >= 1 and returned.reattributed >= 1
+    assert generated.builds[START].cut_sessions == 1
     costs = expected.cost_per_session
     assert costs[("shop.example", "youtube", "cpc", "tv_launch")]["sessions"] == 0
-    assert costs[("shop.example", "google", "cpc", "(not set)")]["sessions"] == 1
+    # The gclid-only session and the stitched one (google / cpc without a campaign).
+    assert costs[("shop.example", "google", "cpc", "(not set)")]["sessions"] == 2
     assert costs[("blog.example", "tiktok", "paid_social", "only_gbp")]["cost"] == 0
     assert any(c["cost"] == 0 and c["sessions"] > 0 for c in costs.values())
     # A goal counted per session although hit twice, one counted per event.
     assert any(s["conversion_value"] % Decimal("1.5") != 0 for s in sessions)
     assert any(s["conversion_value"] >= 3 and s["conversions"] >= 2 for s in sessions)
+
+
+def test_weekly_and_monthly_sessions_per_user_equal_a_recomputation(
+    generated: Generated,
+) -> None:
+    """A user is the user_id, else the stable client id; cookie-free sessions without a
+    user_id have none and are left out. Weeks are ISO weeks (Oct 31 and Nov 1, 2026 are
+    the end of week 44), months calendar months, each over the days built."""
+    weeks: dict[tuple[str, str], list[str]] = defaultdict(list)
+    months: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for day in generated.builds:
+        for session in recompute(generated.settings, day, generated.costs).sessions.values():
+            if session["user_key"] is not None:
+                weeks[(day.strftime("%G-W%V"), session["site_id"])].append(session["user_key"])
+                months[(day.strftime("%Y-%m"), session["site_id"])].append(session["user_key"])
+
+    def expected(groups: dict[tuple[str, str], list[str]]) -> list[tuple[Any, ...]]:
+        return sorted(
+            (*key, len(users), len(set(users)), len(users) / len(set(users)))
+            for key, users in groups.items()
+        )
+
+    assert {week for week, _ in weeks} == {"2026-W44", "2026-W45"}
+    assert warehouse_rows(generated.settings, "weekly_sessions_per_user") == expected(weeks)
+    assert warehouse_rows(generated.settings, "monthly_sessions_per_user") == expected(months)
+    # The user_id seen on three days under three cookie-free ids is one user.
+    november = [key for (month, _), keys in months.items() if month == "2026-11" for key in keys]
+    assert november.count("u-rotating") == 2
 
 
 def test_seed_example_cost_per_session(tmp_path: Path) -> None:
@@ -793,7 +969,7 @@ def test_rebuilding_a_date_replaces_exactly_that_date(tmp_path: Path) -> None:
     import_file(settings, files.events_path, lambda _: None)
     load_costs(settings, [{**r, "date": date.fromisoformat(r["date"])}
                           for r in generate_costs(config)])  # fmt: skip
-    tables = [output.table for output in OUTPUTS] + ["session_identity"]
+    tables = [output.table for output in OUTPUTS] + ["session_users"]
 
     def snapshot() -> tuple[dict[str, list[tuple[Any, ...]]], dict[Path, bytes]]:
         marts = sorted(settings.marts_dir.rglob("*.parquet"))

@@ -22,4 +22,30 @@ SELECT 'summary matches sessions',
        'daily_site_summary has ' || coalesce(sum(s.sessions), 0) || ' sessions, sessions table has '
            || (SELECT count(*) FROM sessions WHERE session_date = $run_date)
 FROM daily_site_summary AS s
-WHERE s.date = $run_date;
+WHERE s.date = $run_date
+UNION ALL
+-- Paid mediums as GA4's channel rules read them (cpc, ppc, retargeting, paid*), on sites
+-- that loaded costs for the day: a paid session whose campaign has no cost row usually
+-- means a cost file that spells source, medium or campaign differently.
+SELECT 'paid sessions without a cost row',
+       count(*) = 0,
+       coalesce(sum(s.sessions), 0) || ' paid sessions in ' || count(*) || ' groups have no cost row'
+           || coalesce(': ' || string_agg(s.source || '/' || s.medium || '/' || s.campaign, ', '
+                                         ORDER BY s.source, s.medium, s.campaign), '')
+FROM daily_cost_per_session AS s
+WHERE s.date = $run_date
+    AND s.sessions > 0
+    AND regexp_matches(s.medium, '^(.*cp.*|ppc|retargeting|paid.*)$')
+    AND s.site_id IN (SELECT site_id FROM marketing_costs WHERE date = $run_date)
+    AND NOT EXISTS (
+        SELECT 1 FROM marketing_costs AS c
+        WHERE c.date = s.date AND c.site_id = s.site_id AND c.source = s.source
+            AND c.medium = s.medium AND c.campaign IS NOT DISTINCT FROM s.campaign
+    )
+UNION ALL
+SELECT 'share of cost matched to sessions',
+       coalesce(sum(cost) FILTER (WHERE sessions = 0), 0) = 0,
+       coalesce(round(100 * sum(cost) FILTER (WHERE sessions > 0) / nullif(sum(cost), 0), 1), 100)
+           || '% of ' || coalesce(sum(cost), 0) || ' cost matched sessions'
+FROM daily_cost_per_session
+WHERE date = $run_date;

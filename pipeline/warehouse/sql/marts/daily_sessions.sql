@@ -27,6 +27,8 @@ SELECT
     CAST(pageviews / nullif(sessions, 0) AS DOUBLE) AS pages_per_session,
     CAST(sessions / nullif(users, 0) AS DOUBLE) AS sessions_per_user,
     CAST(engagement_ms / 1000 AS DOUBLE) AS engagement_time_s,
-    CAST(engagement_ms / 1000 / nullif(sessions, 0) AS DOUBLE) AS avg_engagement_time_s
+    CAST(engagement_ms / 1000 / nullif(sessions, 0) AS DOUBLE) AS avg_engagement_time_s,
+    CAST(refunds AS DECIMAL(18, 4)) AS refunds,
+    CAST(revenue - refunds AS DECIMAL(18, 4)) AS net_revenue
 FROM session_totals
 ORDER BY ALL;

@@ -12,7 +12,8 @@ WITH site_totals AS (
         sum(conversions) AS conversions,
         sum(revenue) AS revenue,
         sum(conversion_value) AS conversion_value,
-        sum(engagement_ms) AS engagement_ms
+        sum(engagement_ms) AS engagement_ms,
+        sum(refunds) AS refunds
     FROM session_totals
     GROUP BY ALL
 ),
@@ -43,7 +44,8 @@ joined AS (
         coalesce(s.revenue, 0) AS revenue,
         coalesce(s.conversion_value, 0) AS conversion_value,
         coalesce(c.cost, 0) AS cost,
-        coalesce(s.engagement_ms, 0) AS engagement_ms
+        coalesce(s.engagement_ms, 0) AS engagement_ms,
+        coalesce(s.refunds, 0) AS refunds
     FROM site_totals AS s
     LEFT JOIN site_users AS u USING (date, site_id)
     FULL OUTER JOIN cost_totals AS c USING (date, site_id)
@@ -66,6 +68,8 @@ SELECT
     CAST(sessions / nullif(users, 0) AS DOUBLE) AS sessions_per_user,
     CAST(1 - engaged_sessions / nullif(sessions, 0) AS DOUBLE) AS bounce_rate,
     CAST(engagement_ms / 1000 AS DOUBLE) AS engagement_time_s,
-    CAST(engagement_ms / 1000 / nullif(sessions, 0) AS DOUBLE) AS avg_engagement_time_s
+    CAST(engagement_ms / 1000 / nullif(sessions, 0) AS DOUBLE) AS avg_engagement_time_s,
+    CAST(refunds AS DECIMAL(18, 4)) AS refunds,
+    CAST(revenue - refunds AS DECIMAL(18, 4)) AS net_revenue
 FROM joined
 ORDER BY ALL;

@@ -25,6 +25,7 @@ SELECT
     sum(CAST(round(engagement_time_s * 1000) AS BIGINT)) AS engagement_ms,
     sum(conversions) AS conversions,
     sum(revenue) AS revenue,
-    sum(conversion_value) AS conversion_value
+    sum(conversion_value) AS conversion_value,
+    sum(refunds) AS refunds
 FROM sessions_this_run
 GROUP BY ALL;

@@ -28,15 +28,18 @@ CREATE TABLE IF NOT EXISTS sessions (
     conversions BIGINT NOT NULL,
     revenue DECIMAL(18, 4) NOT NULL,
     conversion_value DECIMAL(18, 4) NOT NULL,
-    engagement_time_s DOUBLE NOT NULL
+    engagement_time_s DOUBLE NOT NULL,
+    refunds DECIMAL(18, 4) NOT NULL,
+    net_revenue DECIMAL(18, 4) NOT NULL
 );
 
--- Internal (not a mart): whether a session was identified by a stable id (a client
--- session id or a user id), for monthly_sessions_per_user.
-CREATE TABLE IF NOT EXISTS session_identity (
+-- Internal (not a mart): the user of each session that has one (a user_id, or a stable
+-- client id), for weekly and monthly sessions per user. Keyed hashes only.
+CREATE TABLE IF NOT EXISTS session_users (
     session_date DATE NOT NULL,
     session_id VARCHAR NOT NULL,
-    stable_id BOOLEAN NOT NULL
+    site_id VARCHAR NOT NULL,
+    user_key VARCHAR NOT NULL
 );
 
 -- Grain: date x site_id x channel_group x source x medium x campaign x device_category x country.
@@ -65,7 +68,9 @@ CREATE TABLE IF NOT EXISTS daily_sessions (
     pages_per_session DOUBLE,
     sessions_per_user DOUBLE,
     engagement_time_s DOUBLE NOT NULL,
-    avg_engagement_time_s DOUBLE
+    avg_engagement_time_s DOUBLE,
+    refunds DECIMAL(18, 4) NOT NULL,
+    net_revenue DECIMAL(18, 4) NOT NULL
 );
 
 -- Grain: date x site_id x source x medium x campaign. Cost with no sessions and sessions
@@ -103,11 +108,23 @@ CREATE TABLE IF NOT EXISTS daily_site_summary (
     sessions_per_user DOUBLE,
     bounce_rate DOUBLE,
     engagement_time_s DOUBLE NOT NULL,
-    avg_engagement_time_s DOUBLE
+    avg_engagement_time_s DOUBLE,
+    refunds DECIMAL(18, 4) NOT NULL,
+    net_revenue DECIMAL(18, 4) NOT NULL
 );
 
--- Grain: month x site_id, stable-id sessions only: cookie-free visitor ids rotate daily,
--- so a cookie-free visitor can never be counted as the same user on two days.
+-- Grain: ISO week x site_id; as monthly_sessions_per_user below.
+CREATE TABLE IF NOT EXISTS weekly_sessions_per_user (
+    week VARCHAR NOT NULL,  -- 'YYYY-Www', ISO 8601
+    site_id VARCHAR NOT NULL,
+    sessions BIGINT NOT NULL,
+    users BIGINT NOT NULL,
+    sessions_per_user DOUBLE
+);
+
+-- Grain: month x site_id, sessions with a user only (a user_id, or a stable client id):
+-- cookie-free visitor ids rotate daily, so a cookie-free visitor can never be counted as
+-- the same user on two days.
 CREATE TABLE IF NOT EXISTS monthly_sessions_per_user (
     month VARCHAR NOT NULL,  -- 'YYYY-MM'
     site_id VARCHAR NOT NULL,
@@ -124,3 +141,11 @@ ALTER TABLE daily_sessions ADD COLUMN IF NOT EXISTS engagement_time_s DOUBLE;
 ALTER TABLE daily_sessions ADD COLUMN IF NOT EXISTS avg_engagement_time_s DOUBLE;
 ALTER TABLE daily_site_summary ADD COLUMN IF NOT EXISTS engagement_time_s DOUBLE;
 ALTER TABLE daily_site_summary ADD COLUMN IF NOT EXISTS avg_engagement_time_s DOUBLE;
+ALTER TABLE sessions ADD COLUMN IF NOT EXISTS refunds DECIMAL(18, 4);
+ALTER TABLE sessions ADD COLUMN IF NOT EXISTS net_revenue DECIMAL(18, 4);
+ALTER TABLE daily_sessions ADD COLUMN IF NOT EXISTS refunds DECIMAL(18, 4);
+ALTER TABLE daily_sessions ADD COLUMN IF NOT EXISTS net_revenue DECIMAL(18, 4);
+ALTER TABLE daily_site_summary ADD COLUMN IF NOT EXISTS refunds DECIMAL(18, 4);
+ALTER TABLE daily_site_summary ADD COLUMN IF NOT EXISTS net_revenue DECIMAL(18, 4);
+-- Replaced by session_users (who the user is, not only whether there is one).
+DROP TABLE IF EXISTS session_identity;

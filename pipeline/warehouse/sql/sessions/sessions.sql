@@ -1,35 +1,98 @@
--- sessions_this_run: one row per session dated $run_date (columns of the `sessions` table).
+-- session_facts: one row per session dated $run_date: the columns of the `sessions` table
+-- (sessions_this_run), and user_key (session_users.sql).
 --
 -- - source, medium, campaign, channel_group, device and country: from the session's first
---   event, GA4 style (first by event_ts, then event_id);
+--   event, GA4 style (first by event_ts, then event_id). A direct session takes the
+--   source, medium, campaign and channel of the same user's latest non-direct session in
+--   the $attribution_lookback_days before it (stg_touches; none when direct sessions are
+--   kept), so its cost join follows too;
 -- - engaged (GA4): more than 10 s of engagement time (summed engagement_time_ms; when no
 --   event carried any, more than 10 s from first to last event), or a conversion, or >= 2
 --   page views; bounce = not engaged. Engagement signals add engagement time only;
 -- - engagement_time_s: the summed engagement time;
 -- - conversions: purchases, plus goal events counted once per event or once per session
 --   as goals(counting) says;
--- - revenue: converted `value` of purchases. A transaction_id counts once per site and
---   day: its first purchase by (event_ts, event_id) carries it; later ones are neither
---   revenue nor conversions (GA4 drops repeated transactions the same way);
--- - conversion_value: the goals' assigned values, counted like the conversions.
+-- - revenue: converted `value` of purchases, gross. A transaction_id counts once per site
+--   over the build's window (stg_transactions): its first purchase carries it; later ones
+--   are neither revenue nor conversions;
+-- - conversion_value: a goal event's own converted `value` when it sent one, else the
+--   goal's default; a goal counted once per session takes its first event's;
+-- - refunds: the converted `value` of refund events (a refund without one returns its
+--   transaction's whole purchase), on the refund's own session; net_revenue = revenue -
+--   refunds;
+-- - user_key (for session_users): the session's user_id, else its visitor id when that is
+--   a stable client id (visitor_scope 'client', or, for events without a scope, a visitor
+--   seen with a client session id in the window), else NULL: a cookie-free visitor.
 --
--- Reads: stg_events (its source, medium, campaign and channel_group were derived, and
--- normalised, at ingestion: pipeline/sessions/attribution.py), goals(name, value, counting).
-CREATE OR REPLACE TEMP TABLE sessions_this_run AS
-WITH first_events AS (
+-- Reads: stg_events, stg_lake_events, stg_transactions, stg_touches (source, medium,
+-- campaign and channel_group were derived, and normalised, at ingestion:
+-- pipeline/sessions/attribution.py), goals(name, value, counting).
+CREATE OR REPLACE TEMP TABLE session_facts AS
+WITH stable_visitors AS (
+    SELECT site_id, visitor_id
+    FROM stg_lake_events
+    GROUP BY site_id, visitor_id
+    HAVING bool_or(
+        visitor_scope = 'client' OR (visitor_scope IS NULL AND client_session_id IS NOT NULL)
+    )
+),
+
+people AS (
+    SELECT
+        session_id,
+        arg_min(user_id, (event_ts, event_id)) FILTER (WHERE user_id IS NOT NULL) AS user_id
+    FROM stg_events
+    GROUP BY session_id
+),
+
+own_first_events AS (
     SELECT
         e.session_id,
         e.site_id,
         e.visitor_id,
         e.session_date,
+        e.event_ts AS session_start,
         e.source,
         e.medium,
         e.campaign,
         e.channel_group,
         e.device_category,
-        e.country
+        e.country,
+        coalesce(p.user_id, e.visitor_id) AS attribution_user,
+        coalesce(p.user_id, v.visitor_id) AS user_key
     FROM stg_events AS e
+    INNER JOIN people AS p USING (session_id)
+    LEFT JOIN stable_visitors AS v USING (site_id, visitor_id)
     WHERE e.is_first_event
+),
+
+last_non_direct AS (
+    SELECT
+        f.session_id,
+        arg_max(
+            {'source': t.source, 'medium': t.medium, 'campaign': t.campaign,
+             'channel_group': t.channel_group},
+            t.session_start
+        ) AS touch
+    FROM own_first_events AS f
+    INNER JOIN stg_touches AS t
+        ON t.site_id = f.site_id
+        AND t.attribution_user = f.attribution_user
+        AND t.session_start < f.session_start
+        AND t.session_start >= f.session_start - to_days(CAST($attribution_lookback_days AS INTEGER))
+    WHERE f.channel_group = 'Direct'
+    GROUP BY f.session_id
+),
+
+first_events AS (
+    SELECT
+        f.* EXCLUDE (session_start, attribution_user, source, medium, campaign, channel_group),
+        coalesce(d.touch.source, f.source) AS source,
+        coalesce(d.touch.medium, f.medium) AS medium,
+        coalesce(d.touch.campaign, f.campaign) AS campaign,
+        coalesce(d.touch.channel_group, f.channel_group) AS channel_group
+    FROM own_first_events AS f
+    LEFT JOIN last_non_direct AS d USING (session_id)
 ),
 
 totals AS (
@@ -69,12 +132,11 @@ pages AS (
 ),
 
 counted_purchases AS (
-    SELECT session_id, value_reporting
-    FROM stg_events
-    WHERE event_name = 'purchase'
-    QUALIFY transaction_id IS NULL OR row_number() OVER (
-        PARTITION BY site_id, transaction_id ORDER BY event_ts, event_id
-    ) = 1
+    SELECT e.session_id, e.value_reporting
+    FROM stg_events AS e
+    LEFT JOIN stg_transactions AS t USING (site_id, transaction_id)
+    WHERE e.event_name = 'purchase'
+        AND (e.transaction_id IS NULL OR e.event_id = t.counted_event_id)
 ),
 
 purchases AS (
@@ -86,24 +148,50 @@ purchases AS (
     GROUP BY session_id
 ),
 
-goal_hits AS (
-    -- A purchase is already a conversion, and its value is revenue: a goal named
-    -- "purchase" would count it twice.
+refunds AS (
     SELECT
         e.session_id,
-        g.value,
-        CASE WHEN g.counting = 'session' THEN 1 ELSE count(*) END AS conversions
+        sum(CASE WHEN e.value IS NULL THEN t.purchase_value ELSE e.value_reporting END)
+            AS refunds
+    FROM stg_events AS e
+    LEFT JOIN stg_transactions AS t USING (site_id, transaction_id)
+    WHERE e.event_name = 'refund'
+    GROUP BY e.session_id
+),
+
+goal_events AS (
+    -- A purchase is already a conversion, and its value is revenue: a goal named
+    -- "purchase" would count it twice. A value sent with the event wins over the goal's
+    -- default (NULL when its currency has no rate: flagged, left out of the sum).
+    SELECT
+        e.session_id,
+        g.name,
+        g.counting,
+        e.event_ts,
+        e.event_id,
+        CASE WHEN e.value IS NULL THEN g.value ELSE e.value_reporting END AS value
     FROM stg_events AS e
     INNER JOIN goals AS g ON g.name = e.event_name
-    WHERE e.event_name <> 'purchase'
-    GROUP BY e.session_id, g.name, g.value, g.counting
+    WHERE e.event_name NOT IN ('purchase', 'refund')
+),
+
+goal_hits AS (
+    SELECT
+        session_id,
+        CASE WHEN any_value(counting) = 'session' THEN 1 ELSE count(*) END AS conversions,
+        CASE
+            WHEN any_value(counting) = 'session' THEN arg_min(value, (event_ts, event_id))
+            ELSE sum(value)
+        END AS value
+    FROM goal_events
+    GROUP BY session_id, name
 ),
 
 goal_totals AS (
     SELECT
         session_id,
         sum(conversions) AS conversions,
-        sum(value * conversions) AS conversion_value
+        sum(value) AS conversion_value
     FROM goal_hits
     GROUP BY session_id
 ),
@@ -123,12 +211,14 @@ assembled AS (
         p.exit_page,
         coalesce(b.purchases, 0) + coalesce(g.conversions, 0) AS conversions,
         coalesce(b.revenue, 0) AS revenue,
-        coalesce(g.conversion_value, 0) AS conversion_value
+        coalesce(g.conversion_value, 0) AS conversion_value,
+        coalesce(r.refunds, 0) AS refunds
     FROM first_events AS f
     INNER JOIN totals AS t USING (session_id)
     LEFT JOIN pages AS p USING (session_id)
     LEFT JOIN purchases AS b USING (session_id)
     LEFT JOIN goal_totals AS g USING (session_id)
+    LEFT JOIN refunds AS r USING (session_id)
 ),
 
 classified AS (
@@ -166,6 +256,14 @@ SELECT
     CAST(conversions AS BIGINT) AS conversions,
     CAST(revenue AS DECIMAL(18, 4)) AS revenue,
     CAST(conversion_value AS DECIMAL(18, 4)) AS conversion_value,
-    CAST(engagement_ms / 1000 AS DOUBLE) AS engagement_time_s
+    CAST(engagement_ms / 1000 AS DOUBLE) AS engagement_time_s,
+    CAST(refunds AS DECIMAL(18, 4)) AS refunds,
+    CAST(revenue - refunds AS DECIMAL(18, 4)) AS net_revenue,
+    user_key
 FROM classified
+ORDER BY session_id;
+
+CREATE OR REPLACE TEMP TABLE sessions_this_run AS
+SELECT * EXCLUDE (user_key)
+FROM session_facts
 ORDER BY session_id;

@@ -3,6 +3,12 @@
 Only absolute http(s) URLs survive. Userinfo, a default port, the fragment and every
 query parameter except ``utm_*`` are dropped; an ad click id is kept as its type, never
 its value; anything that looks like an e-mail address is redacted.
+
+`scrub_page_fields` is the one rule for an event's page fields: the collector applies it
+to every hit (pipeline.collector.enrichment), and the consumer and `import` apply it
+again to every record they accept (pipeline.lake.processing), so events that never
+passed the collector are scrubbed alike and carry the same campaign fields, hence the same
+attribution. It is idempotent: an event the collector produced comes out unchanged.
 """
 
 from __future__ import annotations
@@ -12,6 +18,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
+from pipeline.events.reasons import Reason, Rejected
+from pipeline.events.validation import Event, check_field_types
 from pipeline.privacy.redaction import contains_email, redact_emails
 
 # Parameters that ad platforms append to a landing URL to identify one ad click.
@@ -71,6 +79,38 @@ def scrub_url(raw: str | None) -> ScrubbedUrl:
         # urlsplit: malformed IPv6 host or port; str.encode: lone surrogates, not text.
         scrubbed = None
     return scrubbed or ScrubbedUrl(url=None, host=None)
+
+
+def scrub_page_fields(event: Event) -> Event:
+    """`event` with page_url and page_referrer scrubbed, and the utm_* fields and the
+    click_id_type it does not give (absent or empty) taken from page_url: explicit campaign
+    fields win over the landing page's parameters. Changed in place and returned.
+
+    A page_url that is not an absolute http(s) URL rejects the event (Reason.BAD_URL):
+    kept, it would keep whatever it holds; dropped, the page would be lost unseen. A
+    referrer that is not one is dropped, as a field scrubbed to nothing is. The utm_*
+    values taken from page_url are checked as validation checks fields (one may be too
+    long), so a valid event stays valid. Idempotent: a second pass changes nothing.
+    """
+    raw_url = event.get("page_url")
+    page = scrub_url(raw_url)
+    if raw_url and page.url is None:
+        raise Rejected(Reason.BAD_URL, "page url must be an absolute http(s) URL")
+    _put(event, "page_url", page.url)
+    _put(event, "page_referrer", scrub_url(event.get("page_referrer")).url)
+    taken = {key: value for key, value in page.utm.items() if not event.get(key)}
+    if taken:
+        event.update(check_field_types(taken))
+    if page.click_id_type is not None and not event.get("click_id_type"):
+        event["click_id_type"] = page.click_id_type
+    return event
+
+
+def _put(event: Event, name: str, value: str | None) -> None:
+    if value is None:
+        event.pop(name, None)
+    else:
+        event[name] = value
 
 
 def _scrub(raw: str) -> ScrubbedUrl | None:
