@@ -90,7 +90,8 @@ def scrub_page_fields(event: Event) -> Event:
     kept, it would keep whatever it holds; dropped, the page would be lost unseen. A
     referrer that is not one is dropped, as a field scrubbed to nothing is. The utm_*
     values taken from page_url are checked as validation checks fields (one may be too
-    long), so a valid event stays valid. Idempotent: a second pass changes nothing.
+    long), so a valid event stays valid. E-mail addresses in any utm_* field are redacted.
+    Idempotent: a second pass changes nothing.
     """
     raw_url = event.get("page_url")
     page = scrub_url(raw_url)
@@ -101,6 +102,10 @@ def scrub_page_fields(event: Event) -> Event:
     taken = {key: value for key, value in page.utm.items() if not event.get(key)}
     if taken:
         event.update(check_field_types(taken))
+    # Explicit campaign fields are free text too: an address typed there is redacted.
+    for key, value in event.items():
+        if key.startswith("utm_") and isinstance(value, str) and contains_email(value):
+            event[key] = redact_emails(value)
     if page.click_id_type is not None and not event.get("click_id_type"):
         event["click_id_type"] = page.click_id_type
     return event

@@ -373,6 +373,14 @@ def test_page_rule_explicit_fields_win_and_the_url_fills_the_rest() -> None:
     }
 
 
+def test_page_rule_redacts_an_address_typed_into_a_campaign_field() -> None:
+    event: Event = {"utm_campaign": "promo for jane.doe@example.com", "utm_source": "news"}
+    scrubbed = scrub_page_fields(event)
+    assert scrubbed["utm_campaign"] == "promo for [email]"
+    assert scrubbed["utm_source"] == "news"
+    assert scrub_page_fields(dict(scrubbed)) == scrubbed
+
+
 def test_page_rule_keeps_an_explicit_click_id_type_and_drops_what_scrubs_to_nothing() -> None:
     event: Event = {
         "page_url": "https://shop.example/?gclid=abc",

@@ -938,6 +938,76 @@ def test_goal_counting_transactions_and_currencies(tmp_path: Path, bare: BareRun
     assert flagged == ["c1"]
 
 
+@pytest.mark.parametrize("direct_sessions", ["last_non_direct", "keep"])
+def test_a_direct_session_takes_its_users_last_non_direct_source(
+    tmp_path: Path, bare: BareRunner, direct_sessions: str
+) -> None:
+    """GA4's default reporting (and dbt-ga4): a direct session is credited to the same
+    user's latest non-direct session of the look-back; `keep` leaves it direct."""
+    settings = make_settings(tmp_path / "data", attribution={"direct_sessions": direct_sessions,
+                                                              "lookback_days": 30})  # fmt: skip
+    ga4 = {"visitor_scope": "client"}
+    import_events(settings, [
+        # Older sources of the same client: the latest non-direct one wins.
+        event("old", "page_view", T0 - timedelta(days=40), "client", session_id="s0",
+              utm_source="bing", utm_medium="cpc", **ga4),  # beyond the 30 days
+        event("mail", "page_view", T0 - timedelta(days=9), "client", session_id="s1",
+              utm_source="newsletter", utm_medium="email", utm_campaign="Nov", **ga4),
+        event("direct", "page_view", T0 - timedelta(days=2), "client", session_id="s2", **ga4),
+        event("back", "page_view", T0, "client", session_id="s3", **ga4),
+        # A direct session with no earlier source stays direct.
+        event("new", "page_view", T0, "newcomer", session_id="n1", **ga4),
+        # The user_id links a cookie-free visitor's earlier visit under another id.
+        event("ad", "page_view", T0 - timedelta(days=1), "cf-1", user_id="u1",
+              utm_source="google", utm_medium="cpc", visitor_scope="daily"),
+        event("again", "page_view", T0, "cf-2", user_id="u1", visitor_scope="daily"),
+        # Without one, a cookie-free visitor's id lives a day: nothing to credit.
+        event("cf", "page_view", T0, "cf-3", visitor_scope="daily"),
+    ], tmp_path / "events.jsonl")  # fmt: skip
+
+    run = bare(settings)
+    sessions = {row["visitor_id"]: row for row in run.rows("sessions_this_run")}
+
+    def attribution(visitor: str) -> tuple[str, str, str, str]:
+        row = sessions[visitor]
+        return row["source"], row["medium"], row["campaign"], row["channel_group"]
+
+    direct = ("(direct)", "(none)", "(not set)", "Direct")
+    if direct_sessions == "keep":
+        assert {attribution(v) for v in sessions} == {direct}
+        return
+    assert attribution("client") == ("newsletter", "email", "nov", "Email")
+    assert attribution("cf-2") == ("google", "cpc", "(not set)", "Paid Search")
+    assert attribution("newcomer") == direct
+    assert attribution("cf-3") == direct
+
+
+def test_events_without_a_session_id_are_stitched_as_ga4_does(generated: Generated) -> None:
+    """Recomputed from the lake: an event without a client session id is in the session
+    of its visitor's latest client session when that one's last event is at most the
+    timeout before it; otherwise in no client session."""
+    timeout = timedelta(minutes=generated.settings.sessionization.timeout_minutes)
+    by_visitor: dict[tuple[str, str], list[Row]] = defaultdict(list)
+    for row in lake_events(generated.settings):
+        by_visitor[(row["site_id"], row["visitor_id"])].append(row)
+    stitched = 0
+    for events in by_visitor.values():
+        client_sessions = {e["session_id"] for e in events if e["client_session_id"]}
+        latest: tuple[str, datetime, datetime] | None = None  # session, first, last
+        for e in in_time_order(events):
+            if e["client_session_id"] is not None:
+                same = latest is not None and latest[0] == e["session_id"]
+                first = latest[1] if same and latest else e["event_ts"]
+                latest = (e["session_id"], first, e["event_ts"])
+            elif latest is not None and latest[1] <= e["event_ts"] <= latest[2] + timeout:
+                assert e["session_id"] == latest[0], e["event_id"]
+                latest = (latest[0], latest[1], e["event_ts"])
+                stitched += 1
+            else:
+                assert e["session_id"] not in client_sessions, e["event_id"]
+    assert stitched >= 1
+
+
 def test_monthly_sessions_per_user_counts_stable_ids_only(tmp_path: Path) -> None:
     settings = make_settings(tmp_path / "data")
     next_day = T0 + timedelta(days=1)
