@@ -70,7 +70,7 @@ def compact_lake(days: list[date], config_path: str | None) -> int:
     files) and before any build, so no build reads a file that a compaction deletes."""
     settings = load_settings(config_path)
     lake = Lake(settings.lake_dir, settings.timezone)
-    dates = BuildWindow.from_settings(settings).event_dates(days)
+    dates = BuildWindow.from_settings(settings).all_dates(days)
     results = [compact_date(lake, d.isoformat(), settings.consumer_state_dir) for d in dates]
     return sum(result.sources for result in results)
 

@@ -41,8 +41,17 @@ def check_day(settings: Settings, built: DayBuild) -> list[Check]:
         Check(
             "sessions within max_session_days",
             built.cut_sessions == 0,
-            f"{built.cut_sessions} sessions had events more than "
-            f"{settings.flows.max_session_days} days after their start (cut, not counted)",
+            f"{built.cut_sessions} sessions (dated this day, or with events on it) had events "
+            f"more than {settings.flows.max_session_days} days after their start (cut, not "
+            f"counted)",
+        )
+    )
+    checks.append(
+        Check(
+            "refunds matched to their purchase",
+            built.unmatched_refunds == 0,
+            f"{built.unmatched_refunds} refunds without a value have no purchase of their "
+            f"transaction in the build's window (they return nothing)",
         )
     )
     checks.append(

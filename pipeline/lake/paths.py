@@ -27,8 +27,9 @@ class BuildWindow:
     """The event dates a build of one day reads (offset ranges around it, inclusive).
 
     - events: a session counts on the date of its first event and is cut
-      `max_session_days` after it, so the build reads that many days after its day (the
-      tails of its sessions) and at least as many before (which sessions had already
+      `max_session_days` after it, so the build reads that many days after its day, and
+      one more (the tails of its sessions, and what the cut removes, whatever the
+      daylight-saving shifts), and at least as many before (which sessions had already
       started). A transaction_id counts once per site: its repeats are looked for over
       the daily look-back plus the session window before the day (`transaction_days`).
     - touches: the earlier sessions a direct session may take its source from (last
@@ -51,7 +52,7 @@ class BuildWindow:
 
     def events(self, day: date) -> list[date]:
         before = max(self.transaction_days, self.max_session_days)
-        return _days(day, -before, self.max_session_days)
+        return _days(day, -before, self.max_session_days + 1)
 
     def touches(self, day: date) -> list[date]:
         return _days(day, -self.attribution_days, 0) if self.attribution_days else []
@@ -60,9 +61,9 @@ class BuildWindow:
         """Every event date the build of `day` reads."""
         return sorted({*self.events(day), *self.touches(day)})
 
-    def event_dates(self, days: list[date]) -> list[date]:
-        """The dates whose events the builds of `days` read whole, once each, in order."""
-        return sorted({read for day in days for read in self.events(day)})
+    def all_dates(self, days: list[date]) -> list[date]:
+        """Every event date the builds of `days` read, once each, in order."""
+        return sorted({read for day in days for read in self.dates(day)})
 
 
 def _days(day: date, first: int, last: int) -> list[date]:

@@ -54,19 +54,18 @@ class DayBuild:
     unconverted_values: int  # event amounts in a currency without a rate: not summed
     unconverted_costs: int  # cost rows in a currency without a rate: not summed
     cut_sessions: int  # sessions with events beyond flows.max_session_days, left out
+    unmatched_refunds: int  # refunds without a value whose purchase is not in the window
     marts: tuple[Path, ...]
 
 
 @dataclass(frozen=True)
 class LakeReads:
-    """The lake files a build reads (pipeline.lake.paths.BuildWindow), listed once."""
+    """The lake files a build reads (pipeline.lake.paths.BuildWindow), listed once. The
+    events are its fingerprint; the touches (earlier sessions, for last non-direct
+    attribution) are not: see docs/tables.md, Late events and the build window."""
 
     events: list[Path]
     touches: list[Path]
-
-    @property
-    def files(self) -> list[Path]:
-        return sorted({*self.events, *self.touches})
 
 
 def lake_reads(settings: Settings, day: date) -> LakeReads:
@@ -90,7 +89,7 @@ def build_day(settings: Settings, day: date) -> DayBuild:
         _check_attribution([*reads.events, *reads.touches], day)
         # Taken before the models read anything: what arrives meanwhile makes the day
         # stale again instead of being recorded as read.
-        fingerprint = Fingerprinter(settings, con).current(day, reads.files)
+        fingerprint = Fingerprinter(settings, con).current(day, reads.events)
         params = model_parameters(settings, day, reads, Path(scratch))
         run_day_models(con, params)
 
@@ -117,6 +116,7 @@ def build_day(settings: Settings, day: date) -> DayBuild:
         unconverted_values=int(stats["unconverted_values"]),
         unconverted_costs=int(stats["unconverted_costs"]),
         cut_sessions=int(stats["cut_sessions"]),
+        unmatched_refunds=int(stats["unmatched_refunds"]),
         marts=tuple(marts),
     )
 
@@ -165,11 +165,13 @@ def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
 def model_parameters(
     settings: Settings, day: date, reads: LakeReads, scratch: Path
 ) -> dict[str, Any]:
-    """The models' parameters; `scratch` holds an empty lake file for a read of no files
-    (read_parquet needs one, and costs must still be reported on a day without events)."""
+    """The models' parameters. Each read also gets an empty lake file in today's schema
+    (from `scratch`): read_parquet needs a file on a day without events (whose costs are
+    still reported), and a column added since older lake files were written is then
+    NULL for them instead of missing."""
 
     def paths(files: Sequence[Path]) -> list[str]:
-        return [str(path) for path in files or [_empty_lake_file(scratch, day)]]
+        return [str(path) for path in (*files, _empty_lake_file(scratch, day))]
 
     return {
         "run_date": day,

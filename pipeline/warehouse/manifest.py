@@ -97,10 +97,11 @@ class Fingerprinter:
         }
 
     def current(self, day: date, lake_files: list[Path] | None = None) -> Fingerprint:
-        """`lake_files`: the files a build of `day` is about to read (default: as listed now)."""
+        """`lake_files`: the files of the build's events window it is about to read
+        (default: as listed now)."""
         files = lake_files
         if files is None:
-            files = self.layout.files_on_dates(self.window.dates(day))
+            files = self.layout.files_on_dates(self.window.events(day))
         return Fingerprint(
             lake=_digest(sorted(self._summary(paths) for paths in _by_partition(files))),
             costs=self._costs.get(day, "none"),
@@ -108,13 +109,18 @@ class Fingerprinter:
             models=self.models,
         )
 
-    def ingested_since(self, day: date, moment: datetime) -> bool:
-        """Whether `day`'s own partition holds events ingested after `moment`."""
-        files = self.layout.files_on(day)
-        if not files:
-            return False
-        newest = json.loads(self._summary(tuple(files))[1])["newest_ingestion"]
-        return not newest or datetime.fromisoformat(newest) > moment
+    def changed_since(self, day: date, moment: datetime) -> list[date]:
+        """The dates of `day`'s events window whose partitions got events after `moment`
+        (or hold files without statistics, which cannot tell)."""
+        changed = []
+        for read in self.window.events(day):
+            files = self.layout.files_on(read)
+            if not files:
+                continue
+            newest = json.loads(self._summary(tuple(files))[1])["newest_ingestion"]
+            if not newest or datetime.fromisoformat(newest) > moment:
+                changed.append(read)
+        return changed
 
     def has_data(self, day: date) -> bool:
         """Whether `day` has events in the lake or costs: worth building."""
@@ -188,10 +194,10 @@ class DailyPlan:
 
     target: date
     days: list[DayState]  # in date order; the stale ones are built
-    # Built days older than the look-back that got events since they were built: not
-    # rebuilt by a daily run (that is a backfill's decision), named by a quality check.
-    # (A day whose window changed only through its neighbours is not named: the
-    # neighbour it shares the events with is.)
+    # Built days older than the look-back whose window got events older than the
+    # look-back since they were built: not rebuilt by a daily run (that is a backfill's
+    # decision), named by a quality check. (Older days whose window only got events of
+    # the look-back days, in sessions that began before it, are rebuilt.)
     outside_lookback: list[date]
 
 
@@ -199,8 +205,9 @@ def plan_daily(
     settings: Settings, con: duckdb.DuckDBPyConnection, target: date, *, force: bool
 ) -> DailyPlan:
     """The target day unless up to date (always when `force`); the look-back days whose
-    inputs changed (and those never built that have data); every built day whose costs
-    changed, however old."""
+    inputs changed (and those never built that have data); older days whose window
+    changed only in the look-back's partitions; every built day whose costs changed,
+    however old."""
     now = Fingerprinter(settings, con)
     built = recorded(con)
     window_start = target - timedelta(days=settings.flows.lookback_days)
@@ -215,12 +222,13 @@ def plan_daily(
         reasons = now.current(day).reasons_against(built[day])
         if COSTS_CHANGED in reasons:
             states[day] = DayState(day, reasons)
-        elif (
-            LAKE_CHANGED in reasons
-            and day < window_start
-            and now.ingested_since(day, built_at[day])
-        ):
-            outside.append(day)
+        elif LAKE_CHANGED in reasons and day < window_start:
+            changed = now.changed_since(day, built_at[day])
+            if changed and all(window_start <= read <= target for read in changed):
+                # Late events of the look-back, in a session that began before it.
+                states[day] = DayState(day, reasons)
+            else:
+                outside.append(day)
     return DailyPlan(target, [states[day] for day in sorted(states)], outside)
 
 

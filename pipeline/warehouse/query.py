@@ -43,7 +43,9 @@ def run_query(marts_dir: Path, sql: str) -> QueryResult:
         for table, pattern in mart_globs(marts_dir).items():
             con.execute(
                 f'CREATE VIEW "{table}" AS '
-                f"SELECT * FROM read_parquet('{pattern}', hive_partitioning = true)"
+                # By name: a day published before a column was added lacks it (NULL).
+                f"SELECT * FROM read_parquet('{pattern}', hive_partitioning = true, "
+                f"union_by_name = true)"
             )
         cursor = con.execute(sql)
         columns = [column[0] for column in cursor.description or []]

@@ -105,13 +105,17 @@ def test_late_events_rebuild_the_look_back_and_older_days_are_reported(tmp_path:
 
     assert daily.returncode == 4, daily.stderr  # the outside-look-back check fails
     assert f"{D}: new lake files: built" in daily.stdout
-    # The old day, and the day after it (whose window reads its partition), are not rebuilt.
+    # The old day, and the days after it whose window reads its partition (up to
+    # lookback_days + max_session_days later), are not rebuilt, but named.
     assert f"\n{old}:" not in daily.stdout and "\n2026-10-21:" not in daily.stdout
+    named = ", ".join(f"2026-10-{day}" for day in range(20, 27))
     assert (
-        f"[FAIL] late events outside the look-back: 2 built days have new lake files and were "
-        f"not rebuilt ({old}, 2026-10-21); include them with: "
-        f"sessionflow backfill --start {old} --end 2026-10-21"
+        f"[FAIL] late events outside the look-back: 7 built days have new lake files and were "
+        f"not rebuilt ({named}); include them with: "
+        f"sessionflow backfill --start {old} --end 2026-10-26"
     ) in daily.stdout
+    # Days before the look-back whose sessions may reach into its late events are rebuilt.
+    assert "\n2026-11-07: new lake files: built" in daily.stdout
     sessions = query(env, f"SELECT sessions FROM daily_site_summary WHERE date = '{D}'")
     assert sessions == [{"sessions": 2}]
     after = lake_sessions(tmp_path)

@@ -1,11 +1,13 @@
 -- Data-quality checks after a day's build ($run_date). One row per check:
 -- name, ok, detail. Read by flows/quality.py and shown as a Prefect artifact.
+-- Across dates too: a client session id re-used long after its session ended comes back
+-- as a session of a later date (docs/tables.md, Sessions).
 SELECT 'no duplicate session ids' AS name,
        count(*) = 0 AS ok,
-       count(*) || ' session ids appear more than once' AS detail
+       count(*) || ' session ids of this day appear more than once in the warehouse' AS detail
 FROM (
     SELECT session_id FROM sessions
-    WHERE session_date = $run_date
+    WHERE session_id IN (SELECT session_id FROM sessions WHERE session_date = $run_date)
     GROUP BY session_id HAVING count(*) > 1
 )
 UNION ALL

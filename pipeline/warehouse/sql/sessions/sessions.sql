@@ -67,21 +67,20 @@ own_first_events AS (
 ),
 
 last_non_direct AS (
+    -- The latest touch before the session (an ASOF join: one match per session, however
+    -- many touches a busy user has), if it started within the look-back.
     SELECT
         f.session_id,
-        arg_max(
-            {'source': t.source, 'medium': t.medium, 'campaign': t.campaign,
-             'channel_group': t.channel_group},
-            t.session_start
-        ) AS touch
+        {'source': t.source, 'medium': t.medium, 'campaign': t.campaign,
+         'channel_group': t.channel_group} AS touch
     FROM own_first_events AS f
-    INNER JOIN stg_touches AS t
+    ASOF INNER JOIN stg_touches AS t
         ON t.site_id = f.site_id
         AND t.attribution_user = f.attribution_user
         AND t.session_start < f.session_start
-        AND t.session_start >= f.session_start - to_days(CAST($attribution_lookback_days AS INTEGER))
     WHERE f.channel_group = 'Direct'
-    GROUP BY f.session_id
+        AND t.session_start
+            >= f.session_start - to_days(CAST($attribution_lookback_days AS INTEGER))
 ),
 
 first_events AS (
@@ -180,7 +179,10 @@ goal_hits AS (
         session_id,
         CASE WHEN any_value(counting) = 'session' THEN 1 ELSE count(*) END AS conversions,
         CASE
-            WHEN any_value(counting) = 'session' THEN arg_min(value, (event_ts, event_id))
+            -- Through a struct: arg_min skips NULL values, and the first event's value
+            -- counts even when it is NULL (a currency without a rate).
+            WHEN any_value(counting) = 'session'
+                THEN arg_min({'value': value}, (event_ts, event_id)).value
             ELSE sum(value)
         END AS value
     FROM goal_events

@@ -1,13 +1,12 @@
--- stg_session_events: the events of the sessions dated $run_date (grain: event);
--- stg_events: the same without the events cut from their session. A session made only
--- of engagement signals is no session: it has no date, so it is left out.
+-- stg_events: the events of the sessions dated $run_date (grain: event). A session made
+-- only of engagement signals is no session: it has no date, so it is left out.
 --
 -- A session counts on the local date ($timezone) of its first event, wherever its later
 -- events fall, up to $max_session_days after that first event: later events are cut (as
--- dbt-snowplow-web's max_session_days does) and counted by build_stats.
+-- dbt-snowplow-web's max_session_days does); build_stats counts the sessions cut.
 --
 -- Parameters: $run_date, $timezone, $max_session_days. Reads: stg_lake_events.
-CREATE OR REPLACE TEMP TABLE stg_session_events AS
+CREATE OR REPLACE TEMP TABLE stg_events AS
 WITH in_sessions AS (
     SELECT
         *,
@@ -16,26 +15,20 @@ WITH in_sessions AS (
     FROM stg_lake_events
 ),
 
-cut AS (
+kept AS (
     SELECT
         * EXCLUDE (session_first_ts),
-        CAST(timezone($timezone, session_first_ts) AS DATE) AS session_date,
-        event_ts > session_first_ts + to_days(CAST($max_session_days AS INTEGER)) AS is_cut
+        CAST(timezone($timezone, session_first_ts) AS DATE) AS session_date
     FROM in_sessions
     WHERE CAST(timezone($timezone, session_first_ts) AS DATE) = $run_date::DATE
+        AND event_ts <= session_first_ts + to_days(CAST($max_session_days AS INTEGER))
 )
 
 SELECT
     *,
-    NOT is_engagement_signal AND NOT is_cut AND row_number() OVER (
-        PARTITION BY session_id, is_engagement_signal OR is_cut ORDER BY event_ts, event_id
+    NOT is_engagement_signal AND row_number() OVER (
+        PARTITION BY session_id, is_engagement_signal ORDER BY event_ts, event_id
     ) = 1 AS is_first_event,
     CAST(timezone($timezone, event_ts) AS DATE) AS event_local_date
-FROM cut
-ORDER BY session_id, event_ts, event_id;
-
-CREATE OR REPLACE TEMP TABLE stg_events AS
-SELECT * EXCLUDE (is_cut)
-FROM stg_session_events
-WHERE NOT is_cut
+FROM kept
 ORDER BY session_id, event_ts, event_id;
