@@ -28,6 +28,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SecretStr,
     ValidationError,
     field_validator,
     model_validator,
@@ -167,6 +168,18 @@ class AttributionSettings(_Section):
     lookback_days: int = Field(30, ge=1, le=366)
 
 
+class Ga4Stream(_Section):
+    """A site's GA4 data stream, as its tags and servers already address it."""
+
+    # The measurement id (G-XXXXXXX): the Measurement Protocol's `measurement_id` and
+    # gtag.js's `tid` name this site by it. Without one, `measurement_id` must be the
+    # site id itself.
+    measurement_id: str | None = Field(None, pattern=r"^G-[A-Z0-9]{4,20}$")
+    # The Measurement Protocol api_secret; when set, /mp/collect requests for this site
+    # must carry it. A secret: never logged, never in a Kafka message.
+    api_secret: SecretStr | None = None
+
+
 class PrivacySettings(_Section):
     # Daily salts; on shared storage when several collectors run (defaults under data_dir).
     salt_dir: Path | None = None
@@ -198,6 +211,8 @@ class Settings(_Section):
     consumer: ConsumerSettings = Field(default_factory=ConsumerSettings)
     flows: FlowSettings = Field(default_factory=FlowSettings)
     attribution: AttributionSettings = Field(default_factory=AttributionSettings)
+    # Per site (a key of `sites`): [ga4."shop.example"] measurement_id, api_secret.
+    ga4: dict[str, Ga4Stream] = Field(default_factory=dict)
     privacy: PrivacySettings = Field(default_factory=PrivacySettings)
 
     @field_validator("timezone")
@@ -243,6 +258,23 @@ class Settings(_Section):
         if unknown:
             raise ValueError(f"goal_counting names goals not in [goals]: {unknown}")
         return self
+
+    @model_validator(mode="after")
+    def _ga4_streams_of_known_sites(self) -> Settings:
+        unknown = sorted(self.ga4.keys() - set(self.sites))
+        if unknown:
+            raise ValueError(f"[ga4] names sites not in `sites`: {unknown}")
+        ids = [stream.measurement_id for stream in self.ga4.values() if stream.measurement_id]
+        if len(ids) != len(set(ids)):
+            raise ValueError("[ga4] gives one measurement_id to two sites")
+        return self
+
+    def site_for_measurement_id(self, measurement_id: str) -> str | None:
+        """The site a GA4 measurement id (or the site id itself) names; None if none."""
+        for site, stream in self.ga4.items():
+            if stream.measurement_id == measurement_id:
+                return site
+        return measurement_id if measurement_id in self.sites else None
 
     @property
     def warehouse_path(self) -> Path:
