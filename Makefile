@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 UV_VERSION := 0.13.9
 INSTALLED  := $(VENV)/.installed
 
-.PHONY: help setup jars browser demo test bench lint lock prefect-server broker-start broker-stop broker-status topics clean
+.PHONY: help setup jars browser js-clients demo test bench lint lock prefect-server broker-start broker-stop broker-status topics clean
 
 help:
 	@echo "make demo    - set up, start the local Kafka broker, run the main job end to end"
@@ -31,6 +31,17 @@ browser:
 	@command -v chromium >/dev/null || { apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
+# Third-party browser trackers (Plausible's, minimal-analytics' GA4) that the collector's
+# browser tests drive, from the committed package-lock.json: `npm ci`, exact versions.
+NPM_INSTALLED := node_modules/.installed
+$(NPM_INSTALLED): package.json package-lock.json
+	@command -v npm >/dev/null || { apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null; }
+	npm ci --ignore-scripts --no-audit --no-fund
+	touch $@
+
+js-clients: $(NPM_INSTALLED)
+
 demo: setup
 	$(BIN)/sessionflow demo
 
@@ -39,7 +50,7 @@ lint: $(INSTALLED)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: setup browser lint
+test: setup browser js-clients lint
 	$(BIN)/pytest -v
 
 # Benchmarks: medians of repeated runs, quoted as ratios to a baseline from the same run.
@@ -70,4 +81,4 @@ lock: $(INSTALLED)
 
 clean:
 	-$(BIN)/sessionflow broker stop
-	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) data node_modules .pytest_cache .mypy_cache .ruff_cache

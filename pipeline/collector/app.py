@@ -1,11 +1,13 @@
 """`sessionflow collect`: the HTTP collector, an ASGI app (Starlette on uvicorn).
 
-| endpoint           | answers                                                            |
-|--------------------|--------------------------------------------------------------------|
-| POST /mp/collect   | GA4 MP style: 204 all taken; 400 with per-event reasons otherwise  |
-| POST /api/event    | PlainSignal style (JSON or sendBeacon text/plain): 202, or 400     |
-| GET /t.js          | the cookie-free tracker                                            |
-| GET /health        | buffer and delivery counters                                       |
+| endpoint               | answers                                                        |
+|------------------------|----------------------------------------------------------------|
+| POST /mp/collect       | GA4 MP: 204 all taken; 400 with per-event reasons otherwise    |
+| POST /debug/mp/collect | GA4 MP validation server: 200 `{"validationMessages": [...]}`  |
+| POST /api/event        | PlainSignal or Plausible Events API body: 202, or 400          |
+| /g/collect             | gtag.js (GA4 web), GET or POST, a line per event: 204, or 400  |
+| GET /t.js              | the cookie-free tracker                                        |
+| GET /health            | buffer and delivery counters                                   |
 
 Bad input gets a 4xx with `{"reason", "error"}`; 413 past the body limit; 503 (with
 Retry-After) while the Kafka buffer is full. No cookie is ever set. Logs carry reason
@@ -30,9 +32,16 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from pipeline.collector.enrichment import Dropped, Ingestor, RequestContext
-from pipeline.collector.ga4 import parse_ga4
+from pipeline.collector.ga4 import (
+    GA4_MAX_BODY_BYTES,
+    Finding,
+    check_api_secret,
+    check_mp,
+    site_for_request,
+)
+from pipeline.collector.gtag import parse_gtag
 from pipeline.collector.kafka_sink import KafkaSink
-from pipeline.collector.plainsignal import parse_plainsignal
+from pipeline.collector.plainsignal import parse_api_event
 from pipeline.config import Settings
 from pipeline.events.reasons import Reason, Rejected
 from pipeline.events.timestamps import now_micros
@@ -48,7 +57,12 @@ _ACCEPTED_CONTENT_TYPES = (
     "application/x-www-form-urlencoded",
     "",
 )
-_STATUS_FOR_REASON = {Reason.BODY_TOO_LARGE: 413, Reason.UNSUPPORTED_MEDIA_TYPE: 415}
+_STATUS_FOR_REASON = {
+    Reason.BODY_TOO_LARGE: 413,
+    Reason.UNSUPPORTED_MEDIA_TYPE: 415,
+    Reason.MISSING_API_SECRET: 401,
+    Reason.BAD_API_SECRET: 403,
+}
 
 
 class Collector:
@@ -62,21 +76,100 @@ class Collector:
     # -- endpoints ------------------------------------------------------------------------
 
     async def plainsignal(self, request: Request) -> Response:
+        """PlainSignal-style bodies, and Plausible's Events API as its trackers send it.
+
+        A Plausible body is answered as Plausible answers: 202 `ok`, with
+        `X-Plausible-Dropped: 1` when the event is deliberately not kept. Bad bodies of
+        either shape get our one-line 400.
+        """
         try:
-            hit = parse_plainsignal(await self._body(request))
-            event = self.ingestor.to_canonical(hit, self._context(request))
+            body = parse_api_event(await self._body(request))
+        except Rejected as rejected:
+            return self._rejected(rejected)
+        plausible = body.shape == "plausible"
+        try:
+            event = self.ingestor.to_canonical(body.hit, self._context(request))
         except Rejected as rejected:
             return self._rejected(rejected)
         except Dropped as dropped:
             self.outcomes[f"dropped:{dropped.reason}"] += 1
+            if plausible:
+                dropped_header = {"X-Plausible-Dropped": "1"}
+                return Response("ok", 202, headers=dropped_header, media_type="text/plain")
             return JSONResponse({"accepted": 0, "dropped": dropped.reason}, status_code=202)
         if not self._offer([event]):
             return self._unavailable()
+        if plausible:
+            return Response("ok", 202, media_type="text/plain")  # Plausible's answer
         return JSONResponse({"accepted": 1}, status_code=202)
 
     async def ga4(self, request: Request) -> Response:
         try:
-            hits = parse_ga4(request.query_params.get("measurement_id"), await self._body(request))
+            site = self._ga4_site(request)
+            body = await self._body(request, self._ga4_body_limit())
+        except Rejected as rejected:
+            return self._rejected(rejected)
+        check = check_mp(site, body, self.ingestor, self._context(request))
+        for reason, count in check.dropped.items():
+            self.outcomes[f"dropped:{reason}"] += count
+        if check.fatal is not None:
+            return self._rejected(check.fatal.rejected())
+        problems = [finding.problem() for finding in check.first_per_event()]
+        for problem in problems:
+            self.outcomes[f"rejected:{problem['reason']}"] += 1
+        if check.events and not self._offer(check.events):
+            return self._unavailable()
+        if problems:
+            # The valid events of a mixed batch are kept; the client learns which were not.
+            first = problems[0]
+            answer = {
+                "accepted": len(check.events),
+                "rejected": problems,
+                "reason": first["reason"],
+                "error": first["error"],
+            }
+            return JSONResponse(answer, status_code=400)
+        return Response(status_code=204)
+
+    async def ga4_debug(self, request: Request) -> Response:
+        # The validation server: /mp/collect's checks, answered as Google's
+        # validationMessages (200; an empty list when valid). Nothing is produced.
+        findings: list[Finding] = []
+        site: str | None = None
+        try:
+            site = self._ga4_site(request)
+        except Rejected as rejected:
+            if rejected.reason in (Reason.MISSING_API_SECRET, Reason.BAD_API_SECRET):
+                return self._rejected(rejected)
+            findings.append(Finding.of(rejected, "measurement_id"))
+        try:
+            body = await self._body(request, self._ga4_body_limit())
+        except Rejected as rejected:
+            findings.append(Finding.of(rejected, "body"))
+        else:
+            findings += check_mp(site, body, self.ingestor, self._context(request)).findings
+        self.outcomes["validated"] += 1
+        messages = [finding.message() for finding in findings]
+        return JSONResponse({"validationMessages": messages})
+
+    def _ga4_site(self, request: Request) -> str:
+        # The site the measurement_id names; its api_secret, when it has one. Neither the
+        # query string nor the secret is ever logged.
+        site = site_for_request(self.settings, request.query_params.get("measurement_id"))
+        check_api_secret(self.settings, site, request.query_params.get("api_secret"))
+        return site
+
+    def _ga4_body_limit(self) -> int:
+        # GA4's own limit, even when collector.max_body_bytes is lower.
+        return max(self.settings.collector.max_body_bytes, GA4_MAX_BODY_BYTES)
+
+    async def gtag(self, request: Request) -> Response:
+        # gtag.js beacons (GET, or POST with a line per event): 204 and no body when all
+        # are taken or deliberately dropped; a batch keeps its valid events, as /mp/collect.
+        if request.method == "HEAD":  # Starlette routes HEAD with GET: a probe, no hit
+            return Response(status_code=204)
+        try:
+            hits = parse_gtag(request.url.query, await self._body(request))
         except Rejected as rejected:
             return self._rejected(rejected)
         context = self._context(request)
@@ -96,7 +189,6 @@ class Collector:
         if events and not self._offer(events):
             return self._unavailable()
         if problems:
-            # The valid events of a mixed batch are kept; the client learns which were not.
             first = problems[0]
             body = {
                 "accepted": len(events),
@@ -130,13 +222,13 @@ class Collector:
 
     # -- helpers --------------------------------------------------------------------------
 
-    async def _body(self, request: Request) -> bytes:
+    async def _body(self, request: Request, limit: int | None = None) -> bytes:
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if content_type not in _ACCEPTED_CONTENT_TYPES:
             raise Rejected(
                 Reason.UNSUPPORTED_MEDIA_TYPE, "send application/json or text/plain (sendBeacon)"
             )
-        limit = self.settings.collector.max_body_bytes
+        limit = limit or self.settings.collector.max_body_bytes
         declared = request.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
             raise Rejected(Reason.BODY_TOO_LARGE, f"body is larger than {limit} bytes")
@@ -202,7 +294,9 @@ def create_app(settings: Settings, sink: KafkaSink | None = None) -> Starlette:
     app = Starlette(
         routes=[
             Route("/mp/collect", collector.ga4, methods=["POST"]),
+            Route("/debug/mp/collect", collector.ga4_debug, methods=["POST"]),
             Route("/api/event", collector.plainsignal, methods=["POST"]),
+            Route("/g/collect", collector.gtag, methods=["GET", "POST"]),
             Route("/t.js", collector.tracker_script, methods=["GET"]),
             Route("/health", collector.health, methods=["GET"]),
         ],

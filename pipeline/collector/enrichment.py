@@ -74,6 +74,7 @@ class Ingestor:
         )
         self.respect_opt_out = settings.privacy.respect_opt_out
         self.window = collector_window(settings.validation)
+        self.site_for_measurement_id = settings.site_for_measurement_id
         # Browsers send PlainSignal-style hits; GA4 MP mostly comes from servers, whose
         # user agent and IP describe the server, not the visitor.
         self._steps: dict[str, tuple[Step, ...]] = {
@@ -86,6 +87,14 @@ class Ingestor:
                 self.put_site, self.drop_opted_out, self.put_ga4_device, self.put_page,
                 self.put_ga4_country, self.put_stable_visitor_id, self.put_user_id,
                 self.put_ga4_event_id, self.put_event_fields,
+            ),
+            # gtag.js (/g/collect) runs in the visitor's browser: its user agent and address
+            # describe the visitor, as for PlainSignal; its ids are GA4's, hashed alike.
+            "gtag": (
+                self.put_measurement_site, self.drop_bots, self.drop_opted_out,
+                self.put_user_agent_info, self.put_page, self.put_country_from_request,
+                self.put_stable_visitor_id, self.put_user_id, self.put_event_id,
+                self.put_event_fields,
             ),
         }  # fmt: skip
 
@@ -107,6 +116,16 @@ class Ingestor:
             site = host.removeprefix("www.")
         if site not in self.sites:
             raise Rejected(Reason.UNKNOWN_SITE, f"site {site!r} is not configured in `sites`")
+        event["site_id"] = site
+
+    def put_measurement_site(self, hit: Hit, request: RequestContext, event: Event) -> None:
+        # gtag.js names the site by its GA4 measurement id (`tid`): [ga4."<site>"].
+        site = self.site_for_measurement_id(hit.site_id or "")
+        if site is None:
+            raise Rejected(
+                Reason.UNKNOWN_SITE,
+                f"measurement id {hit.site_id!r} is not a configured [ga4] measurement_id",
+            )
         event["site_id"] = site
 
     def drop_bots(self, hit: Hit, request: RequestContext, event: Event) -> None:

@@ -21,7 +21,9 @@ MAX_NAME_LENGTH = 64
 class Hit:
     """One event as a client described it, before privacy steps and validation."""
 
-    dialect: str  # "ga4" | "plainsignal"
+    # "ga4" (Measurement Protocol) | "gtag" (GA4's web protocol) | "plainsignal" (browser
+    # bodies: PlainSignal's and Plausible's)
+    dialect: str
     event_name: str
     site_id: str | None = None
     event_ts: int | None = None  # epoch microseconds from the client; None: received time
@@ -75,6 +77,11 @@ def _within(value: str, name: str, max_length: int) -> str:
     if len(value) > max_length:
         raise Rejected(Reason.TOO_LONG, f"{name} is longer than {max_length} characters")
     return value
+
+
+def within_length(value: str, name: str, max_length: int) -> str:
+    """`value`, or a `too_long` rejection naming the field `name`."""
+    return _within(value, name, max_length)
 
 
 def optional_micros(payload: dict[str, Any], key: str) -> int | None:

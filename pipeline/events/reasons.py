@@ -35,6 +35,14 @@ class Reason(StrEnum):
     BAD_URL = "bad_url"
     BODY_TOO_LARGE = "body_too_large"
     UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
+    # GA4 Measurement Protocol (collector/ga4.py): Google's limits and reserved names.
+    TOO_MANY_PARAMS = "too_many_params"
+    TOO_MANY_USER_PROPERTIES = "too_many_user_properties"
+    BAD_NAME = "bad_name"  # a param, item param or user property name
+    RESERVED_NAME = "reserved_name"
+    DUPLICATED_NAME = "duplicated_name"
+    MISSING_API_SECRET = "missing_api_secret"
+    BAD_API_SECRET = "bad_api_secret"
 
 
 class Rejected(Exception):
