@@ -83,6 +83,10 @@ def publish_marts(
         else:
             result = con.table(output.stage).to_arrow_table()
         rows[output.table] = result.num_rows
+        # The partition column lives in the path only: pandas, pyarrow's datasets and
+        # polars refuse a column that is both in the file and in the path.
+        if output.key == output.period:
+            result = result.drop_columns([output.key])
         # Written whole, then renamed into place: a reader sees the old day or the new
         # one. A day with no rows still gets its (empty) file, replacing any stale one.
         path = output.mart_path(marts_dir, day)

@@ -20,6 +20,7 @@ from typing import Any
 import duckdb
 
 from pipeline.errors import SessionflowError
+from pipeline.warehouse.publish import OUTPUTS
 
 _READ_ONLY = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
 
@@ -41,12 +42,7 @@ def run_query(marts_dir: Path, sql: str) -> QueryResult:
     con = duckdb.connect()
     try:
         for table, pattern in mart_globs(marts_dir).items():
-            con.execute(
-                f'CREATE VIEW "{table}" AS '
-                # By name: a day published before a column was added lacks it (NULL).
-                f"SELECT * FROM read_parquet('{pattern}', hive_partitioning = true, "
-                f"union_by_name = true)"
-            )
+            con.execute(f'CREATE VIEW "{table}" AS {mart_select(table, pattern)}')
         cursor = con.execute(sql)
         columns = [column[0] for column in cursor.description or []]
         return QueryResult(columns, cursor.fetchall())
@@ -63,6 +59,22 @@ def mart_globs(marts_dir: Path) -> dict[str, str]:
         for directory in sorted(marts_dir.glob("*"))
         if directory.is_dir() and any(directory.glob("*/*.parquet"))
     }
+
+
+def mart_select(table: str, pattern: str) -> str:
+    """The SELECT that reads a mart as its warehouse table: by name (a day published
+    before a column was added lacks it: NULL), its partition column (in the path only)
+    first, where the table has it."""
+    source = f"read_parquet('{pattern}', hive_partitioning = true, union_by_name = true)"
+    key = _PARTITION_COLUMNS.get(table)
+    if key is None:
+        return f"SELECT * FROM {source}"
+    return f'SELECT "{key}", * EXCLUDE ("{key}") FROM {source}'
+
+
+# Tables whose partition column is one of their own columns (the sessions mart is
+# partitioned by date= but keeps its session_date).
+_PARTITION_COLUMNS = {output.table: output.key for output in OUTPUTS if output.key == output.period}
 
 
 def render(result: QueryResult, output: str) -> str:

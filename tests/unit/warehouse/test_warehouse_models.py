@@ -148,10 +148,11 @@ def rows_by(table: list[Row], *keys: str) -> dict[tuple[Any, ...], Row]:
 
 
 def mart(settings: Settings, table: str, day: date = DAY) -> list[Row]:
+    """A day's file of a mart, with its partition column (in the path only) put back."""
     rows: list[Row] = pq.read_table(
         settings.marts_dir / table / f"date={day}" / "data.parquet"
     ).to_pylist()
-    return rows
+    return rows if table == "sessions" else [{"date": day, **row} for row in rows]
 
 
 @dataclass
