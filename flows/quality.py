@@ -58,8 +58,8 @@ def check_day(settings: Settings, built: DayBuild) -> list[Check]:
         Check(
             "amounts in the reporting currency",
             built.unconverted_values + built.unconverted_costs == 0,
-            f"{built.unconverted_values} event values and {built.unconverted_costs} cost rows "
-            f"have a currency without a rate (left out of the sums)",
+            f"in a currency without a rate (left out of the sums): event values "
+            f"{built.unconverted_values}, cost rows {built.unconverted_costs}",
         )
     )
     return checks

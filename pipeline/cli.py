@@ -20,13 +20,32 @@ EXIT_PARTIAL = 4  # the valid part was done; some input was rejected and reporte
 
 
 class _Cli(click.Group):
-    """Turns sessionflow's own errors into click's one-line `Error: ...` and exit code 1."""
+    """Turns errors into click's one-line `Error: ...` and exit code 1: sessionflow's own
+    (a user's mistake, said as its cause), and any other as its type and first line.
+    With --verbose, the traceback too."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
         except SessionflowError as exc:
+            _log_detail(ctx)
             raise click.ClickException(str(exc)) from None
+        except Exception as exc:
+            _log_detail(ctx)
+            first = (str(exc).splitlines() or [""])[0]
+            hint = "" if _verbose(ctx) else " (run with --verbose for the detail)"
+            raise click.ClickException(f"{type(exc).__name__}: {first}{hint}") from None
+
+
+def _verbose(ctx: click.Context) -> bool:
+    return bool(ctx.params.get("verbose"))
+
+
+def _log_detail(ctx: click.Context) -> None:
+    if _verbose(ctx):
+        logging.getLogger("sessionflow").exception("the error in detail")
 
 
 def _config_path(ctx: click.Context) -> str | None:
@@ -438,6 +457,44 @@ def query(ctx: click.Context, sql: str, output: str) -> None:
     click.echo(render(run_query(_settings(ctx).marts_dir, sql), output))
 
 
+@cli.command()
+@click.option(
+    "--start",
+    default=None,
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    help="First day [default: the first day in the marts].",
+)
+@click.option(
+    "--end",
+    default=None,
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    help="Last day [default: the last day in the marts].",
+)
+@click.option("--site", default=None, help="One site [default: all sites].")
+@click.option(
+    "--out",
+    "out",
+    default=None,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The HTML file to write [default: <data_dir>/report.html].",
+)
+@click.pass_context
+def report(
+    ctx: click.Context,
+    start: datetime | None,
+    end: datetime | None,
+    site: str | None,
+    out: Path | None,
+) -> None:
+    """Write one self-contained HTML report (charts, offline) from the published marts."""
+    from pipeline.warehouse.report import write_report
+
+    written = write_report(
+        _settings(ctx), out, start.date() if start else None, end.date() if end else None, site
+    )
+    click.echo(written.line())
+
+
 # -- costs ------------------------------------------------------------------------------
 
 MAX_LISTED_COST_ERRORS = 20
@@ -534,32 +591,65 @@ def status(ctx: click.Context) -> None:
 @click.option("--events-per-day", default=5000, show_default=True, type=click.IntRange(1))
 @click.pass_context
 def demo(ctx: click.Context, events_per_day: int) -> None:
-    """Run the main job end to end on local defaults: generate, produce, consume, count."""
+    """Run the whole product end to end on local defaults: broker, collector, 3 days of
+    synthetic traffic, consumer, costs (today's late), the daily flow, tables, report."""
     from pipeline.dev.demo import run_demo
-    from pipeline.kafka.topics import ensure_topics
 
-    settings = _settings(ctx)
-    if settings.kafka.uses_local_broker:
-        ctx.invoke(broker_start)
-    for topic in ensure_topics(settings.kafka):
-        click.echo(topic.line())
-    outcome = run_demo(settings, events_per_day, click.echo)
-    click.echo(
-        f"DuckDB reads {outcome.run_events} events of this run from Parquet under "
-        f"{settings.lake_dir} ({outcome.lake_events} events in {outcome.lake_sessions} "
-        "sessions in the lake in all)"
-    )
-    if outcome.run_events != outcome.unique_events:
-        raise SessionflowError(
-            f"{outcome.unique_events} distinct events were produced but DuckDB reads "
-            f"{outcome.run_events}"
-        )
+    run_demo(_settings(ctx), _config_path(ctx), events_per_day, click.echo)
+
+
+# One example per command, shown at the end of its --help (tests check every command has
+# one). Exit codes: README.md, "The command line".
+EXAMPLES = {
+    "backfill": "sessionflow backfill --start 2026-11-01 --end 2026-11-30",
+    "broker jars": "sessionflow broker jars",
+    "broker start": "sessionflow broker start --timeout 120",
+    "broker status": "sessionflow broker status || echo 'not running'",
+    "broker stop": "sessionflow broker stop",
+    "collect": "sessionflow collect --host 0.0.0.0 --port 8080",
+    "compact": "sessionflow compact --before 2026-11-30",
+    "consume": "sessionflow consume --until-caught-up",
+    "costs load": "sessionflow costs load --rebuild costs-2026-11.csv",
+    "demo": "sessionflow demo",
+    "generate": "sessionflow generate --days 3 --out synthetic/ --seed 7",
+    "import": "sessionflow import events-2026-10.jsonl",
+    "produce": "sessionflow produce --file events.jsonl",
+    "query": (
+        'sessionflow query --format csv "SELECT date, sessions, cost_per_session '
+        'FROM daily_site_summary ORDER BY date"'
+    ),
+    "reattribute": "sessionflow reattribute",
+    "report": "sessionflow report --start 2026-11-01 --end 2026-11-30 --out report.html",
+    "run daily": "sessionflow run daily --date 2026-11-30",
+    "serve": "PREFECT_API_URL=http://127.0.0.1:4200/api sessionflow serve",
+    "status": "sessionflow status",
+    "topics": "sessionflow topics",
+}
+
+
+def commands(group: click.Group = cli, prefix: str = "") -> dict[str, click.Command]:
+    """Every command by its full name ("run daily"), groups left out."""
+    found: dict[str, click.Command] = {}
+    for name, command in group.commands.items():
+        path = f"{prefix} {name}".strip()
+        if isinstance(command, click.Group):
+            found |= commands(command, path)
+        else:
+            found[path] = command
+    return found
+
+
+for _name, _command in commands().items():
+    if _name in EXAMPLES:
+        # "\b": click keeps the example's line as written.
+        _command.epilog = f"\b\nExample:\n  {EXAMPLES[_name]}"
 
 
 def main() -> None:
     # No telemetry leaves this machine (Prefect's anonymous start-up analytics included);
     # its write at server start also raced the flow's own on the temporary SQLite store.
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("DO_NOT_TRACK", "1")  # Prefect's client-side usage notice too
     # Prefect's temporary server gives itself 20 s to start; a loaded 2-core machine
     # (migrations on a fresh SQLite store) can take longer.
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")

@@ -49,6 +49,25 @@ def generated(tmp_path: Path, events_per_day: int, days: int = 2) -> Path:
     return write_dataset(config, tmp_path / "generated").events_path
 
 
+def lake_files(data_dir: Path) -> set[Path]:
+    return set((data_dir / "lake" / "events").glob("event_date=*/*.parquet"))
+
+
+def wait_for_new_files(
+    process: subprocess.Popen[bytes], data_dir: Path, before: set[Path], deadline_s: float
+) -> bool:
+    """True once a lake file that was not in `before` exists while `process` runs; False
+    if the process ends first. Fails past the deadline."""
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            return False
+        if lake_files(data_dir) - before:
+            return True
+        time.sleep(0.05)  # polling interval of a condition, not a synchronisation
+    raise AssertionError(f"no new lake file within {deadline_s} s")
+
+
 def lake_sessions(data_dir: Path) -> dict[str, str]:
     rows = duckdb.execute(
         "SELECT event_id, session_id FROM read_parquet(?, hive_partitioning = true)",
@@ -77,6 +96,7 @@ def test_sigkill_at_random_points_loses_and_duplicates_nothing(
     rng = random.Random(7)
     kills = 0
     while kills < 5:
+        written = lake_files(tmp_path / "streamed")
         consumer = spawn(
             streaming,
             tmp_path / "killed.log",
@@ -85,9 +105,13 @@ def test_sigkill_at_random_points_loses_and_duplicates_nothing(
             "--instance-id",
             "crashy",
         )
-        time.sleep(rng.uniform(1.5, 4.0))
-        if consumer.poll() is not None:
+        # Kill only once this run has written a lake file of its own (a condition, however
+        # slow the machine), then at a random point of its next cycles.
+        if not wait_for_new_files(consumer, tmp_path / "streamed", written, deadline_s=180):
             break  # finished before we could kill it: the remaining kills are moot
+        time.sleep(rng.uniform(0.0, 0.8))
+        if consumer.poll() is not None:
+            break
         consumer.send_signal(signal.SIGKILL)
         consumer.wait()
         kills += 1

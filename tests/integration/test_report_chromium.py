@@ -1,0 +1,182 @@
+"""`sessionflow report`'s HTML in real headless Chromium (Debian's, driven by Playwright):
+every chart draws, the page is not blank (its screenshot is docs/report.png), and it
+loads nothing from the network. No broker needed: the marts are built from generated
+traffic as in tests/unit/warehouse/test_report.py."""
+
+from __future__ import annotations
+
+import base64
+import re
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Browser, Route, ViewportSize, sync_playwright
+
+from pipeline.warehouse.report import CONTENT_SECURITY_POLICY, write_report
+from tests.integration.test_tracker_chromium import CHROME, CHROMIUM_ARGS
+from tests.unit.warehouse.report_support import build_marts, plotted
+
+SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "report.png"
+VIEWPORT: ViewportSize = {"width": 1200, "height": 900}
+CHARTS = [
+    "chart-daily-trends", "chart-bands", "chart-channels", "chart-campaigns",
+    "chart-devices-countries", "chart-heatmap", "chart-sessions-per-user",
+]  # fmt: skip
+DRAWN = """ids => ids.map(id => {
+  const div = document.getElementById(id);
+  return {
+    id,
+    svgs: div.querySelectorAll('.main-svg').length,
+    traces: (div.data || []).length,
+    drawn: div.querySelectorAll('.cartesianlayer .trace, .cartesianlayer .hm').length,
+    marks: div.querySelectorAll('.cartesianlayer .trace path, .cartesianlayer .hm image').length,
+    images: Array.from(div.querySelectorAll('.hm image'), i => i.getAttribute('href') || ''),
+  };
+})"""
+# Distinct colours of a PNG, counted by the browser itself (no imaging library needed).
+COLOURS = """async png => {
+  const image = new Image();
+  image.src = 'data:image/png;base64,' + png;
+  await image.decode();
+  const canvas = document.createElement('canvas');
+  canvas.width = image.width;
+  canvas.height = image.height;
+  const context = canvas.getContext('2d');
+  context.drawImage(image, 0, 0);
+  const pixels = new Uint32Array(context.getImageData(0, 0, image.width, image.height).data.buffer);
+  return new Set(pixels).size;
+}"""
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    settings = build_marts(tmp_path_factory.mktemp("report"))
+    return write_report(settings).path
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    chromium = shutil.which("chromium")
+    assert chromium, "Debian's chromium is needed (make test installs it)"
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+def test_every_chart_draws_and_the_page_is_not_blank(report: Path, browser: Browser) -> None:
+    context = browser.new_context(user_agent=CHROME, viewport=VIEWPORT)
+    try:
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.goto(report.as_uri())
+        page.wait_for_function(
+            "ids => ids.every(id => document.querySelector('#' + id + ' .main-svg'))",
+            arg=CHARTS,
+        )
+        drawn: list[dict[str, Any]] = page.evaluate(DRAWN, CHARTS)
+        png = page.screenshot()  # one viewport: the summary and the daily trends
+        colours = page.context.new_page()
+        distinct = colours.evaluate(COLOURS, base64.b64encode(png).decode())
+    finally:
+        context.close()
+
+    assert errors == []  # no script error, no Content-Security-Policy violation
+    for chart in drawn:
+        assert chart["svgs"] >= 1, chart
+        assert chart["traces"] >= 1 and chart["drawn"] == chart["traces"], chart
+        assert chart["marks"] >= chart["traces"], chart
+    (heatmap,) = [chart for chart in drawn if chart["id"] == "chart-heatmap"]
+    assert [href[:22] for href in heatmap["images"]] == ["data:image/png;base64,"]
+    assert distinct > 100, f"the screenshot looks blank: {distinct} colours"
+    SCREENSHOT.write_bytes(png)
+
+
+@dataclass
+class Visit:
+    routed: list[str]  # every request the browser tried to make, as routing saw it
+    requests: list[str]  # every request event, data: URLs included
+    errors: list[str]  # page errors and console errors (a CSP violation is one)
+
+
+def visit(browser: Browser, path: Path, charts: list[str]) -> Visit:
+    """Open `path` with every request routed: the page itself is served, anything else
+    is recorded and refused."""
+    page_url = path.as_uri()
+    visit = Visit([], [], [])
+
+    def answer(route: Route) -> None:
+        visit.routed.append(route.request.url)
+        if route.request.url == page_url:
+            route.continue_()
+        else:
+            route.abort()
+
+    context = browser.new_context(user_agent=CHROME, viewport=VIEWPORT)
+    try:
+        context.route("**/*", answer)
+        page = context.new_page()
+        page.on("request", lambda request: visit.requests.append(request.url))
+        page.on("pageerror", lambda error: visit.errors.append(str(error)))
+        page.on("console", lambda m: visit.errors.append(m.text) if m.type == "error" else None)
+        page.goto(page_url)
+        page.wait_for_function(
+            "ids => ids.every(id => document.querySelector('#' + id + ' .main-svg'))",
+            arg=charts,
+        )
+        if charts:
+            # Hover a chart and scroll to the end: nothing lazy is fetched either.
+            page.hover(f"#{charts[-1]} .nsewdrag")
+            page.mouse.wheel(0, 20000)
+        page.wait_for_timeout(500)
+    finally:
+        context.close()
+    return visit
+
+
+def test_the_page_loads_nothing_from_the_network(report: Path, browser: Browser) -> None:
+    seen = visit(browser, report, CHARTS)
+    assert seen.routed == [report.as_uri()]
+    assert [url for url in seen.requests if not url.startswith("data:")] == [report.as_uri()]
+    assert seen.errors == []
+
+
+def test_the_network_check_catches_a_fetch(browser: Browser, tmp_path: Path) -> None:
+    """The harness itself: a remote image is seen by the routing, and with the report's
+    Content-Security-Policy the browser refuses it before any request (a console error)."""
+    remote = "https://cdn.example.invalid/pixel.png"
+    bare = tmp_path / "bare.html"
+    bare.write_text(f'<!doctype html><html><body><img src="{remote}"></body></html>')
+    assert visit(browser, bare, []).routed == [bare.as_uri(), remote]
+
+    guarded = tmp_path / "guarded.html"
+    policy = f'<meta http-equiv="Content-Security-Policy" content="{CONTENT_SECURITY_POLICY}">'
+    guarded.write_text(
+        f'<!doctype html><html><head>{policy}</head><body><img src="{remote}"></body></html>'
+    )
+    seen = visit(browser, guarded, [])
+    assert seen.routed == [guarded.as_uri()]
+    assert any("Content Security Policy" in error for error in seen.errors), seen.errors
+
+
+def test_the_html_names_no_cdn_and_no_remote_source(report: Path) -> None:
+    page = report.read_text()
+    scripts = re.findall(r"<script\b([^>]*)>(.*?)</script>", page, flags=re.DOTALL)
+    library = [body for _, body in scripts if body.lstrip().startswith("/**\n* plotly.js v")]
+    assert len(library) == 1  # plotly.js, embedded once
+    assert all("src" not in attributes for attributes, _ in scripts)
+    assert not re.search(r"<link\b|<iframe\b|<img\b|@import|url\(", page.replace(library[0], ""))
+    # Outside the library's own text (its map tiles' defaults, never used here) the page
+    # names no remote address at all.
+    ours = page.replace(library[0], "")
+    assert not re.search(r"https?:|//cdn|cdn\.", ours, flags=re.IGNORECASE)
+    assert "Content-Security-Policy" in ours and "default-src 'none'" in ours
+    assert set(plotted(page)) == set(CHARTS)
