@@ -117,19 +117,7 @@ class Collector:
         problems = [finding.problem() for finding in check.first_per_event()]
         for problem in problems:
             self.outcomes[f"rejected:{problem['reason']}"] += 1
-        if check.events and not self._offer(check.events):
-            return self._unavailable()
-        if problems:
-            # The valid events of a mixed batch are kept; the client learns which were not.
-            first = problems[0]
-            answer = {
-                "accepted": len(check.events),
-                "rejected": problems,
-                "reason": first["reason"],
-                "error": first["error"],
-            }
-            return JSONResponse(answer, status_code=400)
-        return Response(status_code=204)
+        return self._batch_answer(check.events, problems)
 
     async def ga4_debug(self, request: Request) -> Response:
         # The validation server: /mp/collect's checks, answered as Google's
@@ -186,17 +174,22 @@ class Collector:
                 problems.append(problem)
             except Dropped as dropped:
                 self.outcomes[f"dropped:{dropped.reason}"] += 1
+        return self._batch_answer(events, problems)
+
+    def _batch_answer(self, events: list[Event], problems: list[dict[str, Any]]) -> Response:
+        """A GA4 batch's answer: its valid events are kept even when some were rejected;
+        the client learns which were not (400), else 204."""
         if events and not self._offer(events):
             return self._unavailable()
         if problems:
             first = problems[0]
-            body = {
+            answer = {
                 "accepted": len(events),
                 "rejected": problems,
                 "reason": first["reason"],
                 "error": first["error"],
             }
-            return JSONResponse(body, status_code=400)
+            return JSONResponse(answer, status_code=400)
         return Response(status_code=204)
 
     async def tracker_script(self, request: Request) -> Response:

@@ -103,8 +103,9 @@ def scrub_page_fields(event: Event) -> Event:
     if taken:
         event.update(check_field_types(taken))
     # Explicit campaign fields are free text too: an address typed there is redacted.
-    for key, value in event.items():
-        if key.startswith("utm_") and isinstance(value, str) and contains_email(value):
+    for key in UTM_KEYS:
+        value = event.get(key)
+        if isinstance(value, str) and contains_email(value):
             event[key] = redact_emails(value)
     if page.click_id_type is not None and not event.get("click_id_type"):
         event["click_id_type"] = page.click_id_type

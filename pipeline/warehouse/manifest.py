@@ -117,7 +117,7 @@ class Fingerprinter:
             files = self.layout.files_on(read)
             if not files:
                 continue
-            newest = json.loads(self._summary(tuple(files))[1])["newest_ingestion"]
+            newest = self._partition(tuple(files)).newest_ingestion
             if not newest or datetime.fromisoformat(newest) > moment:
                 changed.append(read)
         return changed
@@ -126,13 +126,16 @@ class Fingerprinter:
         """Whether `day` has events in the lake or costs: worth building."""
         return day in self._costs or bool(self.layout.files_on(day))
 
+    def _summary(self, paths: tuple[Path, ...]) -> tuple[str, str]:
+        return paths[0].parent.name, json.dumps(vars(self._partition(paths)), sort_keys=True)
+
     # Each partition is in many days' windows: its footers are read once per plan.
     @lru_cache(maxsize=4_096)  # noqa: B019 - one short-lived instance per plan
-    def _summary(self, paths: tuple[Path, ...]) -> tuple[str, str]:
+    def _partition(self, paths: tuple[Path, ...]) -> _PartitionSummary:
         summary = _PartitionSummary()
         for path in paths:
             summary.add(path)
-        return paths[0].parent.name, json.dumps(vars(summary), sort_keys=True)
+        return summary
 
 
 def _by_partition(files: list[Path]) -> list[tuple[Path, ...]]:

@@ -5,11 +5,15 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -77,7 +81,11 @@ def start_collector(env: dict[str, str], log_path: Path, wait_s: float = 60.0) -
     )  # fmt: skip
 
 
-def _running_collector(bootstrap: str, directory: Path) -> Iterator[RunningCollector]:
+@contextmanager
+def running_collector(
+    bootstrap: str, directory: Path, **settings: str
+) -> Iterator[RunningCollector]:
+    """A collector on topics of its own; `settings` add SESSIONFLOW_ variables."""
     env = collector_env(
         bootstrap,
         directory / "data",
@@ -86,6 +94,7 @@ def _running_collector(bootstrap: str, directory: Path) -> Iterator[RunningColle
         # Tests stand in for a reverse proxy: the client address comes from this header.
         SESSIONFLOW_COLLECTOR__CLIENT_IP_HEADER="X-Forwarded-For",
         SESSIONFLOW_PRIVACY__COUNTRY_HEADER="CF-IPCountry",
+        **settings,
     )
     running = start_collector(env, directory / "collector.log")
     try:
@@ -97,7 +106,8 @@ def _running_collector(bootstrap: str, directory: Path) -> Iterator[RunningColle
 @pytest.fixture
 def collector(kafka_bootstrap: str, tmp_path: Path) -> Iterator[RunningCollector]:
     """A collector of the test's own, on topics of its own."""
-    yield from _running_collector(kafka_bootstrap, tmp_path)
+    with running_collector(kafka_bootstrap, tmp_path) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +115,8 @@ def module_collector(
     kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RunningCollector]:
     """One collector shared by a module's tests that only look at HTTP answers."""
-    yield from _running_collector(kafka_bootstrap, tmp_path_factory.mktemp("collector"))
+    with running_collector(kafka_bootstrap, tmp_path_factory.mktemp("collector")) as running:
+        yield running
 
 
 def read_topic(bootstrap: str, topic: str, expected: int, timeout_s: float = 30.0) -> list[bytes]:
@@ -138,3 +149,31 @@ def read_topic(bootstrap: str, topic: str, expected: int, timeout_s: float = 30.
 
 def events_of(messages: list[bytes]) -> list[dict[str, object]]:
     return [json.loads(message.split(b"\t", 1)[1]) for message in messages]
+
+
+# A page server's answer to a path: (status, content type, body).
+Respond = Callable[[str], tuple[int, str, bytes]]
+
+
+@contextmanager
+def serve_shop_pages(respond: Respond) -> Iterator[str]:
+    """An origin of shop.example on loopback (the browser tests map the name to it): each
+    GET is answered by `respond(path)`. Yields the origin's URL."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            status, content_type, body = respond(urlsplit(self.path).path)
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://shop.example:{server.server_address[1]}"
+    finally:
+        server.shutdown()

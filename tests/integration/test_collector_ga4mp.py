@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import time
 import urllib.error
-import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -24,13 +23,11 @@ import pytest
 from ga4mp import GtagMP
 
 from pipeline.events.timestamps import parse_event_ts
-from tests.conftest import free_port
 from tests.integration.conftest import (
     RunningCollector,
-    collector_env,
     events_of,
     read_topic,
-    start_collector,
+    running_collector,
 )
 
 MEASUREMENT_ID = "G-ZQ9SHOP26"
@@ -57,15 +54,8 @@ def ga4_collector(kafka_bootstrap: str, tmp_path: Path) -> Iterator[RunningColle
     stream = (
         f'{{"shop.example" = {{measurement_id = "{MEASUREMENT_ID}", api_secret = "{API_SECRET}"}}}}'
     )
-    env = collector_env(
-        kafka_bootstrap, tmp_path / "data", free_port(), f"test.{uuid.uuid4().hex[:10]}",
-        SESSIONFLOW_GA4=stream,
-    )  # fmt: skip
-    running = start_collector(env, tmp_path / "collector.log")
-    try:
+    with running_collector(kafka_bootstrap, tmp_path, SESSIONFLOW_GA4=stream) as running:
         yield running
-    finally:
-        running.stop()
 
 
 def client_for(collector: RunningCollector, api_secret: str = API_SECRET) -> Any:

@@ -5,18 +5,15 @@ from __future__ import annotations
 
 import json
 import shutil
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 from playwright.sync_api import Request, Response, sync_playwright
 
-from tests.conftest import free_port
-from tests.integration.conftest import RunningCollector, events_of, read_topic
+from tests.integration.conftest import RunningCollector, events_of, read_topic, serve_shop_pages
 from tests.integration.gtag_support import MEASUREMENT_ID, gtag_collector
 from tests.integration.test_tracker_chromium import CHROME, CHROMIUM_ARGS
 
@@ -59,23 +56,12 @@ def site(collector: RunningCollector) -> Iterator[str]:
         ),
     }
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            body, media_type = files.get(urlsplit(self.path).path, files["page"])
-            self.send_response(200)
-            self.send_header("Content-Type", media_type)
-            self.end_headers()
-            self.wfile.write(body)
+    def respond(path: str) -> tuple[int, str, bytes]:
+        body, media_type = files.get(path, files["page"])
+        return 200, media_type, body
 
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://shop.example:{server.server_address[1]}"
-    finally:
-        server.shutdown()
+    with serve_shop_pages(respond) as origin:
+        yield origin
 
 
 @dataclass

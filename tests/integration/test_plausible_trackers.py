@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import json
 import shutil
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -23,8 +21,7 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.sync_api import Page, Request, Response, sync_playwright
 
-from tests.conftest import free_port
-from tests.integration.conftest import RunningCollector, events_of, read_topic
+from tests.integration.conftest import RunningCollector, events_of, read_topic, serve_shop_pages
 from tests.integration.test_tracker_chromium import CHROME, CHROMIUM_ARGS
 
 NODE_MODULES = Path(__file__).resolve().parents[2] / "node_modules"
@@ -99,37 +96,17 @@ class Traffic:
 def serve_shop(page_html: str) -> Callable[[], Iterator[str]]:
     """A shop.example origin on loopback: node_modules/ files, else the page (an SPA)."""
 
+    def respond(path: str) -> tuple[int, str, bytes]:
+        if not path.startswith("/node_modules/"):
+            return 200, "text/html", page_html.encode()
+        file = (NODE_MODULES / path.removeprefix("/node_modules/")).resolve()
+        if file.is_relative_to(NODE_MODULES) and file.is_file():
+            return 200, "text/javascript", file.read_bytes()
+        return 404, "text/plain", b"not found"
+
     def running() -> Iterator[str]:
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                path = urlsplit(self.path).path
-                if path.startswith("/node_modules/"):
-                    self._module(path.removeprefix("/node_modules/"))
-                else:
-                    self._send(200, "text/html", page_html.encode())
-
-            def _module(self, relative: str) -> None:
-                file = (NODE_MODULES / relative).resolve()
-                if file.is_relative_to(NODE_MODULES) and file.is_file():
-                    self._send(200, "text/javascript", file.read_bytes())
-                else:
-                    self._send(404, "text/plain", b"not found")
-
-            def _send(self, status: int, content_type: str, body: bytes) -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        try:
-            yield f"http://shop.example:{server.server_address[1]}"
-        finally:
-            server.shutdown()
+        with serve_shop_pages(respond) as origin:
+            yield origin
 
     return running
 

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import shutil
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from playwright.sync_api import sync_playwright
 
-from tests.conftest import free_port
-from tests.integration.conftest import RunningCollector, events_of, read_topic
+from tests.integration.conftest import RunningCollector, events_of, read_topic, serve_shop_pages
 
 CHROME = (
     "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
@@ -41,23 +38,8 @@ PAGE = """<!doctype html>
 def site(collector: RunningCollector) -> Iterator[str]:
     """A page of shop.example that embeds the tracker, served on loopback."""
     page = PAGE.replace("COLLECTOR", collector.url).encode()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html")
-            self.end_headers()
-            self.wfile.write(page)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://shop.example:{server.server_address[1]}"
-    finally:
-        server.shutdown()
+    with serve_shop_pages(lambda _path: (200, "text/html", page)) as origin:
+        yield origin
 
 
 def test_page_views_and_custom_event_arrive_without_cookies(

@@ -27,23 +27,11 @@ from pipeline.collector.ga4 import (
 )
 from pipeline.collector.kafka_sink import KafkaSink
 from pipeline.config import Settings, load_settings
-from pipeline.events.validation import Event
+from tests.unit.collector.sinks import RecordingSink
 
 SECRET = "mp-secret-zq9-0451"
 MEASUREMENT_ID = "G-SHOP2026"
 PAGE = "https://shop.example/p/1"
-
-
-class RecordingSink(KafkaSink):
-    """Records every event offered; never started, so no thread, no producer, no Kafka."""
-
-    def __init__(self, settings: Settings) -> None:
-        super().__init__(settings.kafka, 10_000, settings.data_dir / "spill")
-        self.offered: list[Event] = []
-
-    def offer(self, events: list[Event]) -> bool:
-        self.offered.extend(events)
-        return True
 
 
 @pytest.fixture

@@ -24,6 +24,7 @@ from pipeline.config import Settings, load_settings
 from pipeline.events.reasons import Rejected
 from pipeline.events.timestamps import parse_event_ts
 from pipeline.events.validation import Event
+from tests.unit.collector.sinks import RecordingSink
 
 CHROME = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"
 NOW = parse_event_ts("2026-11-20T12:00:00Z")
@@ -301,18 +302,6 @@ def test_a_long_referrer_is_cut_as_plausible_cuts_it(settings: Settings) -> None
 # -- the answers (no broker: a sink that takes everything) ------------------------------
 
 
-class _TakingSink(KafkaSink):
-    """Takes every event into a list; never started, so no thread and no producer."""
-
-    def __init__(self, settings: Settings) -> None:
-        super().__init__(settings.kafka, 100, settings.data_dir / "spill")
-        self.taken: list[Event] = []
-
-    def offer(self, events: list[Event]) -> bool:
-        self.taken.extend(events)
-        return True
-
-
 def post_all(
     settings: Settings, sink: KafkaSink, bodies: list[tuple[bytes, str]]
 ) -> list[httpx.Response]:
@@ -334,7 +323,7 @@ def post_all(
 
 
 def test_answers_follow_the_body_shape(settings: Settings) -> None:
-    sink = _TakingSink(settings)
+    sink = RecordingSink(settings)
     googlebot = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
     plausible, plain, bot, bad = post_all(
         settings,
@@ -358,6 +347,6 @@ def test_answers_follow_the_body_shape(settings: Settings) -> None:
         "reason": "unknown_site",
         "error": "unknown_site: site 'nope.example' is not configured in `sites`",
     }
-    assert [event["event_name"] for event in sink.taken] == ["page_view", "page_view"]
+    assert [event["event_name"] for event in sink.offered] == ["page_view", "page_view"]
     for response in (plausible, plain, bot, bad):
         assert "set-cookie" not in response.headers
