@@ -5,18 +5,19 @@ BIN    := $(VENV)/bin
 UV_VERSION := 0.13.9
 INSTALLED  := $(VENV)/.installed
 
-.PHONY: help setup jars browser js-clients demo test bench lint lock prefect-server broker-start broker-stop broker-status topics clean
+.PHONY: help setup jars browser js-clients demo test bench bench-quick wrk lint lock prefect-server broker-start broker-stop broker-status topics clean
 
 help:
 	@echo "make demo    - set up, start the local Kafka broker, run the main job end to end"
 	@echo "make test    - set up, lint (ruff, mypy) and run every test (the broker ones included)"
+	@echo "make bench   - benchmarks (writes bench/results.md); make bench-quick - a subset"
 	@echo "make broker-start | broker-stop | broker-status | topics | lint | clean"
 
 # The virtual environment, installed from the committed lock so every install is the same.
 $(INSTALLED): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
-	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements.lock
+	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python -r requirements.lock
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
 	touch $@
 
@@ -54,14 +55,21 @@ test: setup browser js-clients lint
 	$(BIN)/pytest -v
 
 # Benchmarks: medians of repeated runs, quoted as ratios to a baseline from the same run.
-bench: setup
+# `make bench` writes bench/results.md (committed); `make bench-quick` is a subset (< 3 min).
+wrk:
 	@command -v wrk >/dev/null || { apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
-	$(BIN)/python -m bench.run | tee bench/results.md
 
-# A local Prefect server for `sessionflow serve` (see infra/prefect/README.md).
+bench: setup wrk
+	$(BIN)/python -m bench.run
+
+bench-quick: setup wrk
+	$(BIN)/python -m bench.run --quick
+
+# The local Prefect server, in the background (see infra/prefect/README.md); the flow
+# commands and `sessionflow serve` use it while it runs. Stop: sessionflow prefect stop.
 prefect-server: $(INSTALLED)
-	infra/prefect/server.sh
+	$(BIN)/sessionflow prefect start
 
 broker-start: setup
 	$(BIN)/sessionflow broker start

@@ -1,4 +1,4 @@
-"""Shared pieces of the benchmarks: a private broker, repetitions, medians, ratios.
+"""Shared pieces of the benchmarks: a private broker, repetitions, medians, figures.
 
 Every figure is the median of several runs, and every headline is a ratio against a
 baseline measured in the same run on the same machine (it is shared and noisy).
@@ -11,11 +11,35 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.kafka.broker import LocalBroker
 
 REPEATS = 3
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One row of bench/results.md: the project's figure against a same-run baseline.
+
+    `ratio` is project / baseline as measured; `target` says which way is better
+    (for example "≥ 0.8" for a rate, "≤ 1.3" for a wall time).
+    """
+
+    row: str  # the issue's row number, e.g. "1" or "6b"
+    what: str  # what was measured, and on how much data
+    project: float
+    baseline: float
+    unit: str  # e.g. "events/s", "s", "bytes per visitor"
+    baseline_what: str
+    target: str
+    command: str  # reproduces this row alone
+    note: str = ""
+
+    @property
+    def ratio(self) -> float:
+        return self.project / self.baseline if self.baseline else float("nan")
 
 
 def free_port() -> int:
@@ -55,8 +79,5 @@ def timed(action: Callable[[], int]) -> tuple[int, float]:
     return items, time.perf_counter() - started
 
 
-def report(title: str, rows: list[tuple[str, float, str]], ratio: tuple[str, float]) -> str:
-    lines = [f"## {title}", "", "| measure | median | unit |", "|---|---:|---|"]
-    lines += [f"| {name} | {value:,.0f} | {unit} |" for name, value, unit in rows]
-    lines += ["", f"**{ratio[0]}: {ratio[1]:.2f}**", ""]
-    return "\n".join(lines)
+def command_for(section: str) -> str:
+    return f".venv/bin/python -m bench.run --only {section}"

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.quality import Check, as_markdown, check_day, outside_lookback_check
@@ -64,18 +65,23 @@ class RunReport:
         )
 
 
-@task(task_run_name="compact the lake")
-def compact_lake(days: list[date], config_path: str | None) -> int:
+def compact_lake(settings: Settings, days: list[date]) -> int:
     """Merge small lake files of the days a build reads. Runs before planning (it renames
-    files) and before any build, so no build reads a file that a compaction deletes."""
-    settings = load_settings(config_path)
+    files) and before any build, so no build reads a file that a compaction deletes.
+    A plain call, not a Prefect task: a date already compacted costs one directory
+    listing, while a task run costs several API round trips."""
     lake = Lake(settings.lake_dir, settings.timezone)
     dates = BuildWindow.from_settings(settings).all_dates(days)
     results = [compact_date(lake, d.isoformat(), settings.consumer_state_dir) for d in dates]
-    return sum(result.sources for result in results)
+    compacted = sum(result.sources for result in results)
+    if compacted:
+        get_run_logger().info("compacted %d lake files", compacted)
+    return compacted
 
 
-@task(retries=2, retry_delay_seconds=2, task_run_name="build {day}")
+# NO_CACHE: results are not persisted, so Prefect's default cache key (a hash of the
+# inputs and of the task's source) would be computed for nothing on every day.
+@task(retries=2, retry_delay_seconds=2, task_run_name="build {day}", cache_policy=NO_CACHE)
 def build_and_check(day: date, reason: str, config_path: str | None) -> DayOutcome:
     settings = load_settings(config_path)
     built = build_day(settings, day)
@@ -98,7 +104,7 @@ def daily_aggregation(
     target = day or yesterday(settings)
     with hold_warehouse(settings, f"run daily {target}", get_run_logger().info):
         lookback = [target - timedelta(days=n) for n in range(settings.flows.lookback_days + 1)]
-        compact_lake(lookback, config_path)
+        compact_lake(settings, lookback)
         with open_warehouse(settings) as con:
             plan = plan_daily(settings, con, target, force=force)
         outcomes = _build(plan.days, config_path)
@@ -120,7 +126,7 @@ def backfill(
     settings = load_settings(config_path)
     days = [start + timedelta(days=n) for n in range((end - start).days + 1)]
     with hold_warehouse(settings, f"backfill {start}..{end}", get_run_logger().info):
-        compact_lake(days, config_path)
+        compact_lake(settings, days)
         with open_warehouse(settings) as con:
             states = plan_days(settings, con, days, force=force)
         stale = sum(state.stale for state in states)

@@ -2,7 +2,8 @@
 
 The daily deployment runs `run daily` for *yesterday* (property time zone) on
 `flows.daily_cron`: yesterday, the look-back days whose inputs changed, cost changes.
-A Prefect server must be reachable at PREFECT_API_URL; infra/prefect/ starts one locally.
+A Prefect server must be reachable: PREFECT_API_URL, or the local one of
+`sessionflow prefect start` (the CLI exports its URL as PREFECT_API_URL).
 """
 
 from __future__ import annotations

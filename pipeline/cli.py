@@ -13,7 +13,6 @@ import click
 
 from pipeline.config import Settings, load_settings
 from pipeline.errors import SessionflowError
-from pipeline.kafka.broker import BrokerState, LocalBroker, answers_kafka, kafka_version
 
 EXIT_NOT_RUNNING = 3  # as LSB init scripts report "program is not running"
 EXIT_PARTIAL = 4  # the valid part was done; some input was rejected and reported
@@ -99,6 +98,10 @@ def broker() -> None:
 @click.pass_context
 def broker_start(ctx: click.Context, timeout: float) -> None:
     """Start the local broker and wait until it answers Kafka requests."""
+    # Imported here, as every command's own imports: kafka-python is no start-up cost
+    # of `run daily`.
+    from pipeline.kafka.broker import LocalBroker, kafka_version
+
     settings = _settings(ctx)
     if not settings.kafka.uses_local_broker:
         click.echo(
@@ -121,6 +124,8 @@ def broker_start(ctx: click.Context, timeout: float) -> None:
 @click.pass_context
 def broker_stop(ctx: click.Context) -> None:
     """Stop the local broker: SIGTERM, then SIGKILL if it does not exit in time."""
+    from pipeline.kafka.broker import LocalBroker
+
     settings = _settings(ctx)
     if not settings.kafka.uses_local_broker:
         click.echo(f"using the cluster at {settings.kafka.bootstrap}: no local broker to stop")
@@ -132,6 +137,8 @@ def broker_stop(ctx: click.Context) -> None:
 @click.pass_context
 def broker_status(ctx: click.Context) -> None:
     """Report whether the broker runs and answers (exit 0), or not (exit 3)."""
+    from pipeline.kafka.broker import BrokerState, LocalBroker, answers_kafka
+
     settings = _settings(ctx)
     if not settings.kafka.uses_local_broker:
         up = answers_kafka(settings.kafka.bootstrap)
@@ -147,8 +154,63 @@ def broker_status(ctx: click.Context) -> None:
 @click.pass_context
 def broker_jars(ctx: click.Context) -> None:
     """Resolve Kafka's jars from Maven Central into the cache, and print where they are."""
+    from pipeline.kafka.broker import LocalBroker, kafka_version
+
     jars = LocalBroker.from_settings(_settings(ctx)).resolve_jars()
     click.echo(f"Apache Kafka {kafka_version()} jars: {jars}")
+
+
+# -- Prefect server ------------------------------------------------------------------
+
+
+@cli.group()
+def prefect() -> None:
+    """The local Prefect server that `run`, `backfill`, `demo` and `serve` use while it runs
+    (state, pid, url and log under <data_dir>/prefect-server/). Without it, or
+    PREFECT_API_URL, each flow command starts Prefect's temporary server (~12 s)."""
+
+
+@prefect.command("start")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--port", default=4200, show_default=True, type=int, help="Port to listen on.")
+@click.option("--timeout", default=90.0, show_default=True, help="Seconds to wait until healthy.")
+@click.pass_context
+def prefect_start(ctx: click.Context, host: str, port: int, timeout: float) -> None:
+    """Start the local Prefect server (idempotent) and wait until /api/health answers."""
+    from pipeline.warehouse.prefect_server import LocalPrefectServer
+
+    server = LocalPrefectServer.from_settings(_settings(ctx), host=host, port=port)
+    result = server.start(timeout_s=timeout)
+    state = "already running" if result.already_running else f"started in {result.seconds:.1f}s"
+    click.echo(f"Prefect server {state} (pid {result.pid}): PREFECT_API_URL={result.api_url}")
+
+
+@prefect.command("stop")
+@click.pass_context
+def prefect_stop(ctx: click.Context) -> None:
+    """Stop the local Prefect server: SIGTERM, then SIGKILL if it does not exit in time."""
+    from pipeline.warehouse.prefect_server import LocalPrefectServer
+
+    click.echo(LocalPrefectServer.from_settings(_settings(ctx)).stop())
+
+
+@prefect.command("status")
+@click.pass_context
+def prefect_status(ctx: click.Context) -> None:
+    """Report whether the local Prefect server runs and is healthy (exit 0), or not (3)."""
+    from pipeline.warehouse.prefect_server import LocalPrefectServer, ServerState
+
+    status = LocalPrefectServer.from_settings(_settings(ctx)).status()
+    click.echo(status.message)
+    ctx.exit(0 if status.state is ServerState.RUNNING else EXIT_NOT_RUNNING)
+
+
+def _use_prefect(ctx: click.Context) -> None:
+    """Before Prefect is imported: the running server (PREFECT_API_URL, or the local one
+    of `sessionflow prefect start`), else Prefect's temporary server, quietly."""
+    from pipeline.warehouse.prefect_server import use_prefect_server
+
+    use_prefect_server(_settings(ctx))
 
 
 # -- topics ----------------------------------------------------------------------------
@@ -170,9 +232,22 @@ def topics(ctx: click.Context) -> None:
 @cli.command()
 @click.option("--host", default=None, help="Interface to listen on [collector.host].")
 @click.option("--port", default=None, type=int, help="Port to listen on [collector.port].")
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Worker processes (about one per core). Each has its own event buffer "
+    "(collector.buffer_max_events each), Kafka producer and /health counters.",
+)
 @click.pass_context
-def collect(ctx: click.Context, host: str | None, port: int | None) -> None:
-    """Run the HTTP collector (GA4 MP /mp/collect, PlainSignal /api/event, /t.js, /health)."""
+def collect(ctx: click.Context, host: str | None, port: int | None, workers: int) -> None:
+    """Run the HTTP collector (GA4 MP /mp/collect, PlainSignal /api/event, /t.js, /health).
+
+    With --workers N, N processes share the port; on SIGTERM or Ctrl-C each flushes its
+    buffer to Kafka (or spills it to data_dir/spill) before it exits. Cookie-free visitors
+    crossing midnight keep yesterday's id only within the worker that saw them.
+    """
     from pipeline.collector.app import serve
     from pipeline.errors import BrokerError
     from pipeline.kafka.topics import ensure_topics
@@ -183,7 +258,14 @@ def collect(ctx: click.Context, host: str | None, port: int | None) -> None:
     except BrokerError as exc:
         # The collector buffers while Kafka is away; it must not refuse to start.
         logging.getLogger(__name__).warning("%s; starting anyway, events will buffer", exc)
-    serve(settings, host or settings.collector.host, port or settings.collector.port)
+    config_path = ctx.find_root().params.get("config_path")
+    serve(
+        settings,
+        host or settings.collector.host,
+        port or settings.collector.port,
+        workers=workers,
+        config_path=config_path,
+    )
 
 
 @cli.command()
@@ -385,9 +467,10 @@ def run_daily(ctx: click.Context, day: datetime | None, force: bool) -> None:
     """Build the target day unless up to date, the look-back days whose inputs changed
     (flows.lookback_days), and every built day whose costs changed; each day is printed
     with its reason. Atomic and idempotent; quality checks follow each build."""
+    _settings(ctx)  # a bad config fails here, on one line, before Prefect starts
+    _use_prefect(ctx)
     from flows.daily import daily_aggregation
 
-    _settings(ctx)  # a bad config fails here, on one line, before Prefect starts
     report = daily_aggregation(day.date() if day else None, _config_path(ctx), force)
     for line in report.lines():
         click.echo(line)
@@ -408,11 +491,12 @@ def backfill(
 ) -> None:
     """Build the days of a range that are not up to date, as one Prefect flow: parallel,
     retried, resumable (a killed backfill, run again, builds exactly what is left)."""
-    from flows.daily import run_backfill
-
     if end < start:
         raise click.BadParameter("--end is before --start")
     _settings(ctx)
+    _use_prefect(ctx)
+    from flows.daily import run_backfill
+
     outcomes = run_backfill(
         start.date(),
         end.date(),
@@ -430,7 +514,9 @@ def backfill(
 @cli.command()
 @click.pass_context
 def serve(ctx: click.Context) -> None:
-    """Serve the scheduled daily deployment against the Prefect server at PREFECT_API_URL."""
+    """Serve the scheduled daily deployment against the Prefect server at PREFECT_API_URL,
+    or the local one (`sessionflow prefect start`) when it runs."""
+    _use_prefect(ctx)
     from flows.deployments import serve_deployments
 
     serve_deployments(_settings(ctx), _config_path(ctx))
@@ -522,6 +608,7 @@ def costs_load(ctx: click.Context, path: Path, as_flow: bool, rebuild: bool) -> 
 
     settings = _settings(ctx)
     if as_flow:
+        _use_prefect(ctx)
         from flows.costs import cost_loading
 
         click.echo(cost_loading(str(path), _config_path(ctx)))
@@ -539,6 +626,7 @@ def costs_load(ctx: click.Context, path: Path, as_flow: bool, rebuild: bool) -> 
     if not loaded.dates:
         return
     if rebuild:
+        _use_prefect(ctx)
         from flows.daily import rebuild_days
 
         rebuilt = rebuild_days(list(loaded.dates), _config_path(ctx))
@@ -593,6 +681,7 @@ def status(ctx: click.Context) -> None:
 def demo(ctx: click.Context, events_per_day: int) -> None:
     """Run the whole product end to end on local defaults: broker, collector, 3 days of
     synthetic traffic, consumer, costs (today's late), the daily flow, tables, report."""
+    _use_prefect(ctx)
     from pipeline.dev.demo import run_demo
 
     run_demo(_settings(ctx), _config_path(ctx), events_per_day, click.echo)
@@ -613,6 +702,9 @@ EXAMPLES = {
     "demo": "sessionflow demo",
     "generate": "sessionflow generate --days 3 --out synthetic/ --seed 7",
     "import": "sessionflow import events-2026-10.jsonl",
+    "prefect start": "sessionflow prefect start --port 4200  # then: sessionflow run daily",
+    "prefect status": "sessionflow prefect status || sessionflow prefect start",
+    "prefect stop": "sessionflow prefect stop",
     "produce": "sessionflow produce --file events.jsonl",
     "query": (
         'sessionflow query --format csv "SELECT date, sessions, cost_per_session '
@@ -648,12 +740,34 @@ for _name, _command in commands().items():
 def main() -> None:
     # No telemetry leaves this machine (Prefect's anonymous start-up analytics included);
     # its write at server start also raced the flow's own on the temporary SQLite store.
+    # (pipeline.warehouse.prefect_server.QUIET_PREFECT, written out: that module loads lazily.)
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("DO_NOT_TRACK", "1")  # Prefect's client-side usage notice too
     # Prefect's temporary server gives itself 20 s to start; a loaded 2-core machine
     # (migrations on a fresh SQLite store) can take longer.
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
-    cli(prog_name="sessionflow")
+    try:
+        cli(prog_name="sessionflow")
+    except SystemExit as done:
+        if "prefect" not in sys.modules:
+            raise
+        _exit_now(done.code)
+
+
+def _exit_now(code: object) -> None:
+    """Exit a process that ran Prefect without the interpreter's teardown: collecting the
+    thousands of modules and objects Prefect loaded takes 0.5-1.5 s after the work is
+    done. The exit handlers run first: Prefect drains its log and event workers there,
+    and logging flushes."""
+    import atexit
+
+    if isinstance(code, str):
+        print(code, file=sys.stderr)
+    status = code if isinstance(code, int) else (0 if code is None else 1)
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ Every error names the offending key and where it came from, on one line.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import tomllib
@@ -248,8 +249,18 @@ class Settings(_Section):
     @classmethod
     def _positive_rates(cls, value: dict[str, float]) -> dict[str, float]:
         for code, rate in value.items():
-            if not re.fullmatch(r"[A-Z]{3}", code) or not rate > 0:
+            # isfinite: an infinite rate would make every converted sum infinite.
+            if not re.fullmatch(r"[A-Z]{3}", code) or not (rate > 0 and math.isfinite(rate)):
                 raise ValueError(f"expected ISO 4217 code = positive rate, got {code} = {rate}")
+        return value
+
+    @field_validator("goals")
+    @classmethod
+    def _finite_goal_values(cls, value: dict[str, float]) -> dict[str, float]:
+        # "nan" or "inf" parse as TOML floats; either would poison every session value sum.
+        bad = {goal: amount for goal, amount in value.items() if not math.isfinite(amount)}
+        if bad:
+            raise ValueError(f"expected finite conversion values, got {bad}")
         return value
 
     @model_validator(mode="after")
@@ -316,6 +327,7 @@ def load_settings(
     for key_path, value in overrides:
         _set_nested(raw, key_path, value)
     source = (str(path) if path else "defaults") + (" + environment" if overrides else "")
+    _check_text(raw, (), source)
     try:
         return Settings.model_validate(raw)
     except ValidationError as exc:
@@ -324,12 +336,44 @@ def load_settings(
 
 def _read_toml(path: Path) -> dict[str, Any]:
     try:
+        # Not a regular file (a directory, a FIFO, /dev/zero): nothing a config can be, and
+        # reading one would block or never end.
+        if path.exists() and not path.is_file():
+            raise ConfigError(f"config file {path} is not a regular file")
         with path.open("rb") as handle:
-            return tomllib.load(handle)
+            data = handle.read(_MAX_CONFIG_BYTES + 1)
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
-    except tomllib.TOMLDecodeError as exc:
+    except (OSError, ValueError) as exc:  # ValueError: a path with a NUL byte
+        raise ConfigError(f"cannot read config file {path}: {_reason(exc)}") from None
+    if len(data) > _MAX_CONFIG_BYTES:
+        raise ConfigError(f"config file {path} is larger than {_MAX_CONFIG_BYTES} bytes")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {path} is not UTF-8 text (byte {exc.start})") from None
+    try:
+        return _loads_toml(text)
+    except ValueError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+
+
+# A config file is a few kilobytes; this bounds what a wrong path can make us read.
+_MAX_CONFIG_BYTES = 1 << 20
+
+
+def _loads_toml(text: str) -> dict[str, Any]:
+    """tomllib.loads, with every failure a ValueError: tomllib recurses per nesting level
+    (thousands of brackets: RecursionError) and int() refuses numbers of more than 4300
+    digits with a plain ValueError, not a TOMLDecodeError."""
+    try:
+        return tomllib.loads(text)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+
+
+def _reason(exc: BaseException) -> str:
+    return (exc.strerror if isinstance(exc, OSError) else None) or str(exc)
 
 
 def _env_overrides(env: Mapping[str, str]) -> list[tuple[tuple[str, ...], Any]]:
@@ -367,8 +411,8 @@ def _is_known_key(key_path: tuple[str, ...]) -> bool:
 
 def _parse_env_value(text: str) -> Any:
     try:
-        return tomllib.loads(f"v = {text}")["v"]
-    except tomllib.TOMLDecodeError:
+        return _loads_toml(f"v = {text}")["v"]
+    except ValueError:  # not a TOML value (TOMLDecodeError is one): the plain string
         return text
 
 
@@ -382,6 +426,45 @@ def _set_nested(target: dict[str, Any], key_path: tuple[str, ...], value: Any) -
     node[key_path[-1]] = value
 
 
+def _check_text(value: Any, key_path: tuple[str, ...], source: str) -> None:
+    """Every key and string must be text a file can hold: a NUL byte makes every path
+    unusable (ValueError at the first open), and a lone surrogate (from invalid UTF-8 in
+    the environment) cannot be written to Parquet or Kafka later, far from its cause."""
+    items: list[tuple[str, Any]]
+    if isinstance(value, dict):
+        items = [(str(key), item) for key, item in value.items()]
+        keys = [key for key, _ in items]
+    elif isinstance(value, list):
+        items = [(f"[{index}]", item) for index, item in enumerate(value)]
+        keys = []
+    else:
+        items, keys = [], []
+    texts = keys + ([value] if isinstance(value, str) else [])
+    for text in texts:
+        if "\x00" in text or not _encodable(text):
+            key = ".".join(key_path) or "(root)"
+            raise ConfigError(
+                f"invalid config ({source}): {key}: not valid text (a NUL byte or invalid "
+                f"UTF-8) (got {_short(text)})"
+            )
+    for part, item in items:
+        _check_text(item, (*key_path, part), source)
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _short(value: object) -> str:
+    # An error line quotes the value, but not a megabyte of it.
+    text = repr(value)
+    return text if len(text) <= 200 else text[:200] + "..."
+
+
 def _describe(exc: ValidationError, source: str) -> str:
     problems = []
     for error in exc.errors():
@@ -389,5 +472,5 @@ def _describe(exc: ValidationError, source: str) -> str:
         message = error["msg"]
         if error["type"] == "extra_forbidden":
             message = "unknown key"
-        problems.append(f"{key}: {message} (got {error.get('input')!r})")
+        problems.append(f"{key}: {message} (got {_short(error.get('input'))})")
     return f"invalid config ({source}): " + "; ".join(problems)

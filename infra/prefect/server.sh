@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# A local Prefect server for `sessionflow serve` (and to watch flow runs in its UI).
-#   infra/prefect/server.sh            # http://127.0.0.1:4200
-#   export PREFECT_API_URL=http://127.0.0.1:4200/api
-#   .venv/bin/sessionflow serve
+# The local Prefect server, kept up in the background (`sessionflow prefect start`): state,
+# pid file, URL file and log under <data_dir>/prefect-server/. `run`, `backfill`, `demo`
+# and `serve` find it there (no PREFECT_API_URL needed); stop it with
+# `sessionflow prefect stop`.
+#   infra/prefect/server.sh                 # http://127.0.0.1:4200 (UI), .../api (API)
+#   infra/prefect/server.sh --port 4300
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-export PREFECT_HOME="${PREFECT_HOME:-$PWD/data/prefect}"
-exec .venv/bin/prefect server start --host "${PREFECT_HOST:-127.0.0.1}" --port "${PREFECT_PORT:-4200}"
+exec .venv/bin/sessionflow prefect start "$@"

@@ -308,15 +308,49 @@ def create_app(settings: Settings, sink: KafkaSink | None = None) -> Starlette:
     return app
 
 
-def serve(settings: Settings, host: str, port: int) -> None:
+def app_from_environment() -> Starlette:
+    """The app factory each worker process calls (`--workers` > 1): settings from the
+    environment and $SESSIONFLOW_CONFIG, as the parent process read them. Every worker
+    thus builds its own buffer, Kafka producer and background thread."""
+    from pipeline.config import load_settings
+
+    # A spawned worker has none of the parent's logging set up: the sink's warnings
+    # (Kafka away, events spilled at shutdown) must still reach stderr.
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("kafka").setLevel(logging.WARNING)
+    return create_app(load_settings())
+
+
+def serve(
+    settings: Settings, host: str, port: int, workers: int = 1, config_path: str | None = None
+) -> None:
+    """uvicorn, in this process (workers=1) or as a supervisor of `workers` processes.
+
+    Each worker is a process of its own with its own app, event buffer and Kafka producer
+    (a producer is not shared across processes); the buffer bound applies per worker.
+    On SIGTERM or SIGINT each worker finishes its requests, then its lifespan flushes its
+    buffer to Kafka (or spills it), as the single-process server does.
+    """
+    import os
+
     import uvicorn
 
+    options: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "access_log": False,  # uvicorn's access log would record client IPs
+        "server_header": False,
+        "proxy_headers": False,  # the client address comes only from client_ip_header
+        "log_level": "info",
+    }
+    if workers <= 1:
+        uvicorn.run(create_app(settings), **options)
+        return
+    if config_path:
+        # The workers read their settings as this process did: same file, same environment.
+        os.environ["SESSIONFLOW_CONFIG"] = str(config_path)
     uvicorn.run(
-        create_app(settings),
-        host=host,
-        port=port,
-        access_log=False,  # uvicorn's access log would record client IPs
-        server_header=False,
-        proxy_headers=False,  # the client address comes only from collector.client_ip_header
-        log_level="info",
+        "pipeline.collector.app:app_from_environment", factory=True, workers=workers, **options
     )

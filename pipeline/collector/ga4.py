@@ -39,6 +39,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any, TypeVar
 
 from pipeline.collector.enrichment import Dropped, Ingestor, RequestContext
@@ -125,6 +126,7 @@ _CAMPAIGN_PARAMS = {
     "term": "utm_term",
     "content": "utm_content",
 }
+_CAMPAIGN_PARAM_NAMES = frozenset(_CAMPAIGN_PARAMS)
 
 # -- personal data in user properties ---------------------------------------------------------
 
@@ -519,12 +521,25 @@ def _shown(name: str) -> str:
     return json.dumps(name if len(name) <= 64 else name[:64] + "...")
 
 
+@lru_cache(maxsize=4096)  # batches repeat the same few param names event after event
+def _fine_param_name(name: str) -> bool:
+    """The param name passes every name rule (the common case, checked without a path)."""
+    return (
+        len(name) <= GA4_MAX_NAME_LENGTH
+        and _NAME.fullmatch(name) is not None
+        and name not in RESERVED_PARAM_NAMES
+        and not name.startswith(RESERVED_PARAM_PREFIXES)
+    )
+
+
 def _params_findings(params: dict[str, Any], path: str, index: int) -> list[Finding]:
     findings = _duplicates(params, path, index)
     if len(params) > GA4_MAX_PARAMS:
         detail = f"{path} holds {len(params)} params; at most {GA4_MAX_PARAMS} per event"
         findings.append(Finding(path, Reason.TOO_MANY_PARAMS, detail, index))
     for name, value in params.items():
+        if name != "items" and _fine_param_name(name) and _fine_value(name, value):
+            continue  # nothing to report: no field path to build
         param_path = _join(path, name)
         findings += _name_findings(
             name, param_path, index, "param name", GA4_MAX_NAME_LENGTH, Reason.BAD_NAME,
@@ -568,6 +583,17 @@ def _items_findings(items: object, path: str, index: int) -> list[Finding]:
             )  # fmt: skip
             findings += _value_findings(value, param_path, index, GA4_MAX_PARAM_VALUE_LENGTH)
     return findings
+
+
+def _fine_value(name: str, value: object) -> bool:
+    """A param value _value_findings would find nothing wrong with (the common case)."""
+    if value is None or isinstance(value, bool | int | float):
+        return True
+    if not isinstance(value, str):
+        return False
+    if name in _UNBOUNDED_PARAMS:
+        return True
+    return len(value) <= GA4_PARAM_VALUE_LENGTHS.get(name, GA4_MAX_PARAM_VALUE_LENGTH)
 
 
 def _value_findings(
@@ -625,11 +651,15 @@ def _ga4_event(template: Hit, position: int, raw_event: dict[str, Any]) -> Hit:
         isinstance(session_id, bool) or not isinstance(session_id, str | int)
     ):
         raise Rejected(Reason.WRONG_TYPE, "params.session_id must be a string or integer")
-    campaign = {
-        utm: value
-        for param, utm in _CAMPAIGN_PARAMS.items()
-        if (value := optional_string(params, param, prefix="params.")) is not None
-    }
+    campaign = (
+        {
+            utm: value
+            for param, utm in _CAMPAIGN_PARAMS.items()
+            if (value := optional_string(params, param, prefix="params.")) is not None
+        }
+        if not _CAMPAIGN_PARAM_NAMES.isdisjoint(params)
+        else {}  # most events carry no campaign params: skip five lookups
+    )
     return Hit(
         dialect="ga4",
         event_name=name,

@@ -11,6 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
+from pipeline.events.decode import decode_json
 from pipeline.events.reasons import Reason, Rejected
 
 MAX_URL_LENGTH = 2048
@@ -42,6 +45,27 @@ class Hit:
     country: str | None = None  # GA4 `user_location.country_id`
     position: int = 0  # GA4: the event's index in its request's `events` list
     params: dict[str, Any] = field(default_factory=dict)  # GA4: the event's params as sent
+
+
+# Values orjson reads exactly as the standard library does. Not float: orjson reads an
+# integer past 64 bits as one, where the standard library keeps the integer.
+_EXACT_TYPES = frozenset({str, int, bool, type(None)})
+
+
+def decode_body(body: bytes) -> object:
+    """A JSON body, exactly as `decode_json` reads it, several times faster when it is a
+    flat object of strings, integers, booleans and nulls (a browser event's usual body).
+
+    Anything else, and anything orjson refuses (NaN, a lone surrogate, a BOM, UTF-16,
+    bad JSON), goes to `decode_json`: the same value or the same rejection as before.
+    """
+    try:
+        value = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return decode_json(body)
+    if isinstance(value, dict) and all(type(item) in _EXACT_TYPES for item in value.values()):
+        return value
+    return decode_json(body)
 
 
 def require_object(value: object, what: str) -> dict[str, Any]:

@@ -19,6 +19,7 @@ import functools
 import itertools
 import json
 import logging
+import os
 import threading
 import time
 from collections import deque
@@ -28,14 +29,24 @@ from pathlib import Path
 
 from pipeline.config import KafkaSettings
 from pipeline.events.validation import Event
-from pipeline.kafka.producer import EventProducer
+from pipeline.kafka.producer import EventProducer, ProducerOptions
 
 log = logging.getLogger(__name__)
 
 DRAIN_BATCH = 500
+GATHER_S = 0.005
 RECONNECT_BACKOFF_S = 1.0
 # A send blocks at most this long when Kafka is away; shutdown waits for it.
 MAX_BLOCK_MS = 5_000
+# The sink's producer settings over EventProducer's defaults (bench/bench_collector.py
+# gives its raw kafka-python baseline the same).
+PRODUCER_OPTIONS: ProducerOptions = {
+    # Each produce request costs kafka-python's sender thread a fixed slice of Python
+    # time; at one event per request (browsers), 5 ms batches paid it every few events.
+    "linger_ms": 25,
+    "max_block_ms": MAX_BLOCK_MS,
+    "bootstrap_timeout_ms": MAX_BLOCK_MS,
+}
 
 
 @dataclass(frozen=True)
@@ -59,6 +70,7 @@ class KafkaSink:
         self._delivered = 0
         self._redelivered = 0
         self._closing = False
+        self._idle = False  # the drain thread waits for work (offer() must wake it)
         self._producer: EventProducer | None = None
         self._thread = threading.Thread(target=self._drain, name="kafka-sink", daemon=True)
 
@@ -74,7 +86,8 @@ class KafkaSink:
                 key = next(self._keys)
                 self._outstanding[key] = event
                 self._queue.append(key)
-            self._changed.notify()
+            if self._idle:  # else the drain thread is busy and will look again
+                self._changed.notify()
             return True
 
     def stats(self) -> SinkStats:
@@ -106,8 +119,16 @@ class KafkaSink:
     def _drain(self) -> None:
         while True:
             with self._changed:
+                self._idle = True
                 while not self._queue and not self._closing:
                     self._changed.wait()
+                self._idle = False
+                gather = not self._closing and len(self._queue) < DRAIN_BATCH
+            if gather:
+                # Let more requests' events gather (the producer lingers longer anyway),
+                # unwoken by offer(): a thread wake-up per event costs more than its send.
+                time.sleep(GATHER_S)
+            with self._changed:
                 if self._closing:
                     return
                 keys = [self._queue.popleft() for _ in range(min(DRAIN_BATCH, len(self._queue)))]
@@ -134,19 +155,17 @@ class KafkaSink:
 
     def _connected_producer(self) -> EventProducer:
         if self._producer is None:
-            self._producer = EventProducer(
-                self.kafka,
-                linger_ms=5,
-                max_block_ms=MAX_BLOCK_MS,
-                bootstrap_timeout_ms=MAX_BLOCK_MS,
-            )
+            self._producer = EventProducer(self.kafka, **PRODUCER_OPTIONS)
         return self._producer
 
     def _acknowledged(self, key: int) -> None:
         with self._changed:
             if self._outstanding.pop(key, None) is not None:
                 self._delivered += 1
-            self._changed.notify_all()
+            if not self._outstanding:
+                # Only close() waits for this; waking the drain thread per
+                # acknowledgement would cost a thread switch per event.
+                self._changed.notify_all()
 
     def _requeue(self, key: int, error: BaseException) -> None:
         log.debug("delivery failed (%s); re-queued", error)
@@ -159,7 +178,8 @@ class KafkaSink:
     def _spill(self, events: list[Event]) -> Path:
         self.spill_dir.mkdir(parents=True, exist_ok=True)
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-        path = self.spill_dir / f"collector-{stamp}.jsonl"
+        # The process id keeps two workers stopping in the same microsecond apart.
+        path = self.spill_dir / f"collector-{stamp}-{os.getpid()}.jsonl"
         with path.open("w") as handle:
             for event in events:
                 handle.write(json.dumps(event, separators=(",", ":")) + "\n")

@@ -30,12 +30,12 @@ from pipeline.collector.hits import (
     MAX_NAME_LENGTH,
     MAX_URL_LENGTH,
     Hit,
+    decode_body,
     optional_string,
     require_object,
     required_string,
     within_length,
 )
-from pipeline.events.decode import decode_json
 from pipeline.events.reasons import Reason, Rejected
 
 BodyShape = Literal["plainsignal", "plausible"]
@@ -79,7 +79,7 @@ class ApiEvent:
 
 def parse_api_event(body: bytes) -> ApiEvent:
     """Either shape; raises Rejected with a one-line reason when the body is bad."""
-    payload = require_object(decode_json(body), "body")
+    payload = require_object(decode_body(body), "body")
     if is_plausible_body(payload):
         return ApiEvent("plausible", plausible_hit(payload))
     return ApiEvent("plainsignal", plainsignal_hit(payload))
@@ -94,7 +94,7 @@ def is_plausible_body(payload: dict[str, Any]) -> bool:
 
 def parse_plainsignal(body: bytes) -> Hit:
     """A PlainSignal-style body only (Plausible keys are unknown fields here)."""
-    return plainsignal_hit(require_object(decode_json(body), "body"))
+    return plainsignal_hit(require_object(decode_body(body), "body"))
 
 
 def plainsignal_hit(payload: dict[str, Any]) -> Hit:

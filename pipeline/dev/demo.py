@@ -9,7 +9,8 @@
     days through the producer SDK, today's as the tracker's `/api/event` beacons;
  5. the consumer until caught up: validation, de-duplication, sessions, the Parquet lake;
  6. the generated marketing costs, all but today's;
- 7. the daily flow for each day, in this process, so Prefect's temporary server starts
+ 7. the daily flow for each day, in this process: on the running Prefect server
+    (`sessionflow prefect start`, or PREFECT_API_URL), else on a temporary one started
     once;
  8. today's costs, arriving late, and the daily flow again: it rebuilds today, and says
     why;
@@ -465,15 +466,14 @@ def _cost_change(
 
 
 def _build_days(config_path: str | None, days: list[date], screen: _Screen) -> list[RunReport]:
-    """`run daily --date D` for each day, as Prefect flow runs of this one process: the
-    temporary Prefect server starts once, with the first."""
+    """`run daily --date D` for each day, as Prefect flow runs of this one process: on
+    the running server, or a temporary one that starts once, with the first."""
     from flows.daily import daily_aggregation
 
-    screen.step(
-        7,
-        "daily flow",
-        f"Prefect runs the daily flow for {days[0]}..{days[-1]} (its server starts first)",
-    )
+    # The CLI has exported the running server's URL, if any (pipeline.warehouse.prefect_server).
+    server = os.environ.get("PREFECT_API_URL")
+    where = f"on {server}" if server else "(its temporary server starts first)"
+    screen.step(7, "daily flow", f"Prefect flow runs for {days[0]}..{days[-1]} {where}")
     reports: list[RunReport] = []
     with _progress(len(days), "building") as bar:
         for day in days:

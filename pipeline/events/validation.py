@@ -62,6 +62,12 @@ def _field_rules() -> dict[str, _FieldRule]:
     return rules
 
 
+def field_rules() -> dict[str, _FieldRule]:
+    """The field rules read from the schema; the bulk decoder (batch_decode) derives its
+    types from these same rules, so the two paths cannot drift apart."""
+    return _field_rules()
+
+
 # -- steps --------------------------------------------------------------------------------
 
 Event = dict[str, Any]
@@ -124,9 +130,14 @@ def _is_unicode(value: str) -> bool:
     return True
 
 
+INT64_LIMIT = 2**63  # an integer field holds -2**63 .. 2**63 - 1
+EXACT_FLOAT_LIMIT = 2**53  # beyond it a float64 no longer holds every integer exactly
+
+
 def _check_number(name: str, value: object, rule: _FieldRule) -> None:
     # bool is an int in Python but never a number in JSON.
     integer_only = rule.kind == "integer"
+    limit = INT64_LIMIT if integer_only else EXACT_FLOAT_LIMIT
     if (
         isinstance(value, bool)
         or not isinstance(value, int | float)
@@ -136,6 +147,10 @@ def _check_number(name: str, value: object, rule: _FieldRule) -> None:
         raise Rejected(Reason.WRONG_TYPE, f"{name} must be {kind}")
     if isinstance(value, float) and not math.isfinite(value):
         raise Rejected(Reason.VALUE_NOT_FINITE, f"{name} must be a finite number")
+    # JSON integers have no bound, Arrow's columns do: an int64, or a float64 that holds
+    # the integer exactly. One such event would otherwise fail a whole batch's conversion.
+    if isinstance(value, int) and not -limit <= value <= limit - (1 if integer_only else 0):
+        raise Rejected(Reason.WRONG_TYPE, f"{name} is out of range")
     if rule.minimum is not None and value < rule.minimum:
         raise Rejected(Reason.NEGATIVE_NUMBER, f"{name} must be >= {rule.minimum:g}")
 
@@ -152,12 +167,12 @@ def check_codes(event: Event) -> Event:
 
 # Events whose value is an amount of money paid or paid back: never negative. A negative
 # purchase would silently lower revenue; money returned is a refund event.
-_AMOUNT_EVENTS = frozenset({"purchase", "refund"})
+AMOUNT_EVENTS = frozenset({"purchase", "refund"})
 
 
 def check_amounts(event: Event) -> Event:
     value = event.get("value")
-    if value is not None and value < 0 and event["event_name"] in _AMOUNT_EVENTS:
+    if value is not None and value < 0 and event["event_name"] in AMOUNT_EVENTS:
         raise Rejected(
             Reason.NEGATIVE_AMOUNT,
             f"a {event['event_name']}'s value must not be negative (money returned is a refund)",

@@ -6,17 +6,25 @@
   lands in one partition and one consumer sees that visitor's whole stream.
 - Delivery errors are collected from the send futures and raised from ``flush()`` and
   ``close()``: an event is either acknowledged by the broker or reported, never dropped.
+
+Speed: events are encoded with orjson, and keys go to partitions through kafka-python's
+own murmur2 rule, rewritten to be faster and memoised per key (a visitor's events repeat
+their key), so the SDK costs little on top of kafka-python's own send().
 """
 
 from __future__ import annotations
 
 import json
+import struct
 from collections.abc import Callable, Iterable, Mapping
+from functools import lru_cache
 from types import TracebackType
-from typing import Any
+from typing import Any, TypedDict
 
+import orjson
 from kafka import KafkaProducer
 from kafka.errors import KafkaTimeoutError
+from kafka.partitioner import DefaultPartitioner
 
 from pipeline.config import KafkaSettings
 from pipeline.errors import SessionflowError
@@ -31,7 +39,104 @@ def partition_key(event: Mapping[str, Any]) -> bytes:
 
 
 def encode_event(event: Mapping[str, Any]) -> bytes:
-    return json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode()
+    """Compact UTF-8 JSON, keys in the event's order."""
+    try:
+        return orjson.dumps(event)
+    except TypeError:
+        # What orjson refuses and the standard library writes (integers past 64 bits, a
+        # Mapping that is not a dict): the same JSON, spelled the old way.
+        return json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+_MURMUR2_M = 0x5BD1E995
+_MASK32 = 0xFFFFFFFF
+
+
+def murmur2(data: bytes) -> int:
+    """Kafka's murmur2 (the Java client's and kafka-python's, bit for bit), reading whole
+    32-bit words with struct: the one pure-Python hash on every keyed send."""
+    length = len(data)
+    h = 0x9747B28C ^ length
+    words = length // 4
+    for word in struct.unpack_from(f"<{words}I", data):
+        k = (word * _MURMUR2_M) & _MASK32
+        k ^= k >> 24
+        k = (k * _MURMUR2_M) & _MASK32
+        h = ((h * _MURMUR2_M) & _MASK32) ^ k
+    tail = data[words * 4 :]
+    if len(tail) >= 3:
+        h ^= tail[2] << 16
+    if len(tail) >= 2:
+        h ^= tail[1] << 8
+    if tail:
+        h = ((h ^ tail[0]) * _MURMUR2_M) & _MASK32
+    h ^= h >> 13
+    h = (h * _MURMUR2_M) & _MASK32
+    return h ^ (h >> 15)
+
+
+@lru_cache(maxsize=65_536)  # keys are <site>/<visitor>: a visitor's events repeat theirs
+def _key_hash(key: bytes) -> int:
+    return murmur2(key) & 0x7FFFFFFF
+
+
+class VisitorPartitioner(DefaultPartitioner):  # type: ignore[misc]
+    """kafka-python's DefaultPartitioner (murmur2 of the key over all partitions, so a
+    visitor's partition is what any Kafka client picks), with the hash memoised."""
+
+    def partition(
+        self,
+        topic: str,
+        key: object,
+        serialized_key: bytes | None,
+        value: object,
+        serialized_value: bytes | None,
+        cluster: Any,
+    ) -> int:
+        if serialized_key is None:
+            partition: int = super().partition(
+                topic, key, serialized_key, value, serialized_value, cluster
+            )
+            return partition
+        partitions = cluster.partitions_for_topic(topic)
+        if partitions is None:
+            raise ValueError(f"Topic {topic} not found in ClusterMetadata")
+        ordered: list[int] = sorted(partitions)
+        return ordered[_key_hash(serialized_key) % len(ordered)]
+
+
+class ProducerOptions(TypedDict, total=False):
+    """EventProducer's keyword options, for callers that keep theirs in one place."""
+
+    compression: str
+    linger_ms: int
+    batch_size: int
+    max_block_ms: int
+    bootstrap_timeout_ms: int
+
+
+def producer_settings(
+    kafka: KafkaSettings,
+    *,
+    compression: str,
+    linger_ms: int,
+    batch_size: int,
+    max_block_ms: int,
+    bootstrap_timeout_ms: int,
+) -> dict[str, Any]:
+    """The KafkaProducer settings of an EventProducer with these options (its partitioner
+    aside): benchmarks give raw kafka-python exactly these."""
+    return {
+        "bootstrap_servers": kafka.bootstrap,
+        "client_id": "sessionflow-producer",
+        "acks": "all",
+        "enable_idempotence": True,
+        "compression_type": compression,
+        "linger_ms": linger_ms,
+        "batch_size": batch_size,
+        "max_block_ms": max_block_ms,
+        "bootstrap_timeout_ms": bootstrap_timeout_ms,
+    }
 
 
 class EventProducer:
@@ -40,24 +145,22 @@ class EventProducer:
         kafka: KafkaSettings,
         topic: str | None = None,
         *,
-        compression: str = "gzip",
+        compression: str = "lz4",  # measured: bench row 1c
         linger_ms: int = 20,
         batch_size: int = 256 * 1024,
         max_block_ms: int = 60_000,
         bootstrap_timeout_ms: int = 30_000,
     ) -> None:
         self.topic = topic or kafka.events_topic
-        self._producer = KafkaProducer(
-            bootstrap_servers=kafka.bootstrap,
-            client_id="sessionflow-producer",
-            acks="all",
-            enable_idempotence=True,
-            compression_type=compression,
+        settings = producer_settings(
+            kafka,
+            compression=compression,
             linger_ms=linger_ms,
             batch_size=batch_size,
             max_block_ms=max_block_ms,
             bootstrap_timeout_ms=bootstrap_timeout_ms,
         )
+        self._producer = KafkaProducer(**settings, partitioner=VisitorPartitioner())
         self._errors: list[BaseException] = []
         self.sent = 0
 
@@ -73,21 +176,33 @@ class EventProducer:
                 self.topic, key=partition_key(event), value=encode_event(event)
             )
         except KafkaTimeoutError:
-            raise DeliveryError(
-                f"Kafka gave no metadata for topic {self.topic} in time: is the broker up and "
-                "the topic created (`sessionflow topics`)?"
-            ) from None
+            raise self._no_metadata() from None
         if on_delivered is not None:
             future.add_callback(lambda _metadata: on_delivered())
         future.add_errback(on_failed or self._errors.append)
         self.sent += 1
 
     def send_all(self, events: Iterable[Mapping[str, Any]]) -> int:
+        """Queue every event; failures are raised by flush(). The loop is send()'s, with
+        the per-event lookups hoisted out of it."""
+        send, topic, errback = self._producer.send, self.topic, self._errors.append
         count = 0
-        for event in events:
-            self.send(event)
-            count += 1
+        try:
+            for event in events:
+                key = f"{event['site_id']}/{event['visitor_id']}".encode()  # partition_key
+                send(topic, key=key, value=encode_event(event)).add_errback(errback)
+                count += 1
+        except KafkaTimeoutError:
+            raise self._no_metadata() from None
+        finally:
+            self.sent += count
         return count
+
+    def _no_metadata(self) -> DeliveryError:
+        return DeliveryError(
+            f"Kafka gave no metadata for topic {self.topic} in time: is the broker up and "
+            "the topic created (`sessionflow topics`)?"
+        )
 
     def flush(self, timeout_s: float | None = None) -> None:
         self._producer.flush(timeout=timeout_s)

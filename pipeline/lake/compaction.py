@@ -17,6 +17,7 @@ aggregating), since for an instant both the sources and the result exist.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,7 +40,14 @@ class CompactionResult:
 
 def compact_date(lake: Lake, event_date: str, consumer_state_dir: Path) -> CompactionResult:
     directory = lake.layout.partition_dir(event_date)
+    if len(list(itertools.islice(directory.glob("*.parquet"), 2))) < 2:
+        # Already compacted (one file) or empty: nothing to merge, and no interrupted
+        # compaction to finish (that leaves its result and at least one source). The
+        # daily flow calls this for every date of its window; most are like this.
+        return CompactionResult(event_date, 0, 0, None)
     finish_interrupted(directory)
+    # Listed after the directory's first look and before its sources are: a cycle
+    # starting in between has its files in the manifest before it writes them.
     in_flight = in_flight_files(consumer_state_dir)
     sources = sorted(path for path in directory.glob("*.parquet") if str(path) not in in_flight)
     if len(sources) < 2:

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import duckdb
 import pyarrow as pa
@@ -21,7 +21,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipeline.config import Settings
-from pipeline.events.reasons import MAX_LISTED_REJECTS
+from pipeline.errors import SessionflowError
+from pipeline.events.reasons import MAX_LISTED_REJECTS, Reason
 from pipeline.events.timestamps import TimestampWindow, history_window, now_micros, to_micros
 from pipeline.lake.processing import ProcessingState, accept_json, accept_value, process
 from pipeline.lake.store import Lake, RejectedPayload
@@ -94,20 +95,67 @@ def _accepted_records(
     path: Path, now: int, window: TimestampWindow
 ) -> Iterator[tuple[dict[str, Any] | RejectedPayload, int]]:
     """(event or rejection, bytes read) for each record of the file, in file order."""
-    if path.suffix == ".parquet":
-        parquet = pq.ParquetFile(path)
-        row = 0
-        for batch in parquet.iter_batches(batch_size=10_000):
-            size = batch.nbytes // max(1, batch.num_rows)
-            for record in batch.to_pylist():
-                row += 1
-                raw = _from_parquet(record)
-                yield accept_value(raw, f"row {row}", now=now, window=window), size
-        return
-    with path.open("rb") as handle:
-        for number, line in enumerate(handle, start=1):
-            if line.strip():
-                yield accept_json(line, f"line {number}", now=now, window=window), len(line)
+    # A directory, FIFO or device (/dev/zero) would block or never end.
+    if not path.is_file():
+        what = "not found" if not path.exists() else "not a regular file"
+        raise SessionflowError(f"cannot import {path}: {what}")
+    try:
+        if path.suffix == ".parquet":
+            yield from _parquet_records(path, now, window)
+            return
+        with path.open("rb") as handle:
+            for number, line, size in _bounded_lines(handle):
+                source = f"line {number}"
+                if line is None:
+                    yield RejectedPayload(Reason.BODY_TOO_LARGE, _TOO_LONG, "", source), size
+                elif line.strip():
+                    yield accept_json(line, source, now=now, window=window), size
+    except OSError as exc:
+        raise SessionflowError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+def _parquet_records(
+    path: Path, now: int, window: TimestampWindow
+) -> Iterator[tuple[dict[str, Any] | RejectedPayload, int]]:
+    row = 0
+    for batch, records in _parquet_batches(path):
+        size = batch.nbytes // max(1, batch.num_rows)
+        for record in records:
+            row += 1
+            raw = _from_parquet(record)
+            yield accept_value(raw, f"row {row}", now=now, window=window), size
+
+
+def _parquet_batches(path: Path) -> Iterator[tuple[pa.RecordBatch, list[dict[str, Any]]]]:
+    try:
+        batches = pq.ParquetFile(path).iter_batches(batch_size=10_000)
+        while (batch := next(batches, None)) is not None:
+            yield batch, batch.to_pylist()
+    except (pa.ArrowException, ValueError, OverflowError) as exc:
+        # Not Parquet, or a value Python cannot hold (a timestamp past year 9999): the file
+        # as a whole is unreadable, and nothing has been written yet.
+        text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise SessionflowError(f"{path} is not a readable Parquet file: {text}") from None
+
+
+# An event is a few kilobytes (the collector takes at most 130 kB per request); a longer
+# line is rejected without being held in memory whole.
+MAX_LINE_BYTES = 1 << 20
+_TOO_LONG = f"line longer than {MAX_LINE_BYTES} bytes"
+
+
+def _bounded_lines(handle: BinaryIO) -> Iterator[tuple[int, bytes | None, int]]:
+    """(line number, line or None when too long, bytes read) for each line."""
+    number = 0
+    while line := handle.readline(MAX_LINE_BYTES + 1):
+        number += 1
+        if len(line) <= MAX_LINE_BYTES or line.endswith(b"\n"):
+            yield number, line, len(line)
+            continue
+        size = len(line)
+        while not line.endswith(b"\n") and (line := handle.readline(1 << 16)):
+            size += len(line)
+        yield number, None, size
 
 
 def _from_parquet(record: dict[str, Any]) -> dict[str, Any]:

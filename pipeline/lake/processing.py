@@ -4,6 +4,10 @@
                                  page rule (URLs scrubbed, utm_* and click id type from
                                  page_url where the event gives none): a canonical event
                                  (event_ts as epoch microseconds) or a RejectedPayload
+    accept_json_batch            the same for many JSON records at once: a bulk fast path
+                                 (pipeline.events.batch_decode, pipeline.lake.page_fields)
+                                 for the records it can vouch for, accept_json for the rest,
+                                 so outcomes and reasons are those of accept_json
     process                      accepted events -> de-duplicate -> sessionize -> lake rows
 
 Each raw record yields exactly one outcome (Snowplow's rule): an accepted event that then
@@ -16,16 +20,20 @@ they already know (`import` drops events the lake holds).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
+from pipeline.events.batch_decode import decode_batch
 from pipeline.events.decode import decode_json
 from pipeline.events.reasons import Rejected
+from pipeline.events.schema import canonical_arrow_schema
 from pipeline.events.timestamps import TimestampWindow
 from pipeline.events.validation import Event, validate_event
+from pipeline.lake.page_fields import scrub_page_columns
 from pipeline.lake.store import RejectedPayload, events_to_table, to_lake_rows
 from pipeline.privacy.urls import scrub_page_fields
 from pipeline.sessions.dedup import Deduplicator
@@ -73,20 +81,63 @@ def accept_value(
         return _rejection(rejected, json.dumps(raw, default=str), source)
 
 
+@dataclass(frozen=True)
+class AcceptedBatch:
+    events: pa.Table  # accepted events in record order (canonical Arrow schema)
+    rejects: list[RejectedPayload]  # in record order
+
+
+def accept_json_batch(
+    payloads: Sequence[bytes],
+    source: Callable[[int], str],
+    *,
+    now: int,
+    window: TimestampWindow,
+) -> AcceptedBatch:
+    """Many JSON records -> their outcomes, exactly as `accept_json` on each would give
+    them. `source(i)` names record i; it is asked only for records that take the
+    per-event path (rejections need it)."""
+    decoded = decode_batch(payloads, now_micros=now, window=window)
+    events, decided = scrub_page_columns(decoded.table)
+    positions, unsure = decoded.positions, decoded.unsure
+    if not pc.all(decided).as_py():
+        undecided = pc.filter(positions, pc.invert(decided)).to_pylist()
+        unsure = sorted(unsure + undecided)
+        events, positions = events.filter(decided), pc.filter(positions, decided)
+    rejects: list[RejectedPayload] = []
+    slow: list[Event] = []
+    slow_positions: list[int] = []
+    for index in unsure:
+        outcome = accept_json(payloads[index], source(index), now=now, window=window)
+        if isinstance(outcome, RejectedPayload):
+            rejects.append(outcome)
+        else:
+            slow.append(outcome)
+            slow_positions.append(index)
+    if slow:  # rare: put the per-event path's events back in record order
+        merged = pa.concat_tables([events, events_to_table(slow)])
+        order = pc.sort_indices(pa.concat_arrays([positions, pa.array(slow_positions, pa.int64())]))
+        events = merged.take(order)
+    return AcceptedBatch(events, rejects)
+
+
 def process(
     state: ProcessingState,
-    accepted: list[Event],
+    accepted: list[Event] | pa.Table,
     *,
     ingested_at: datetime,
     final: bool,
     cutoff_floor: int | None = None,
     drop_known: Callable[[pa.Table], pa.Table] | None = None,
 ) -> Processed:
-    """De-duplicate `accepted` (first arrival wins), sessionize, and return the lake rows of
+    """De-duplicate `accepted` (validated events as dicts, or as canonical Arrow rows from
+    `accept_json_batch`; first arrival wins), sessionize, and return the lake rows of
     every event the sessionizer releases: all of them when `final`, else those behind the
     watermark (or `cutoff_floor`)."""
+    if not isinstance(accepted, pa.Table):
+        accepted = events_to_table(accepted)
     duplicates, late = state.dedup.duplicates, state.sessionizer.late_events
-    fresh = state.dedup.first_arrivals(events_to_table(accepted))
+    fresh = state.dedup.first_arrivals(accepted)
     new = drop_known(fresh) if drop_known is not None else fresh
     state.sessionizer.add(new)
     released = state.sessionizer.release(final=final, cutoff_floor=cutoff_floor)
@@ -105,6 +156,11 @@ def _accepted(raw: object, now: int, window: TimestampWindow) -> Event:
     page_url; the collector's own come out unchanged."""
     event = validate_event(raw, now_micros=now, window=window, ts_as_micros=True)
     return scrub_page_fields(event)
+
+
+def no_events() -> pa.Table:
+    """An empty batch of accepted events."""
+    return canonical_arrow_schema().empty_table()
 
 
 def _rejection(rejected: Rejected, text: str, source: str) -> RejectedPayload:

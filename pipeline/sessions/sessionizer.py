@@ -21,6 +21,12 @@ them, then are released in (time, event_id) order. So any arrival order within t
 lateness bound yields exactly the batch result. An event behind the watermark is *late*:
 it joins the visitor's held session if it falls within it (or a timeout before it),
 otherwise it starts a session of its own; late events are counted, never dropped.
+
+How it runs (for speed): a release sorts its events once, on integer ranks, and applies
+the inactivity rules to every visitor's run with array operations; only a session start
+is hashed. The open sessions are numpy columns (pipeline.sessions.columnar), about 100
+bytes a visitor. Visitors whose client session ids are in play take a row-by-row path
+that is the rules as first written; tests hold both paths to identical output.
 """
 
 from __future__ import annotations
@@ -28,19 +34,38 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.ipc
 
 from pipeline.config import Settings
 from pipeline.events.schema import canonical_arrow_schema
-from pipeline.events.timestamps import EPOCH
-from pipeline.privacy.hashing import keyed_hash
+from pipeline.privacy.hashing import ID_HEX_CHARS, keyed_hash
+from pipeline.sessions.columnar import (
+    NO_CAMPAIGN,
+    Campaign,
+    Ints,
+    OpenSession,
+    OpenSessionStore,
+    _Columns,
+    bytes_to_arrow,
+    campaign_codes,
+    keyed_hashes,
+    local_days,
+)
+
+__all__ = [
+    "MICROS_PER_MINUTE", "OpenClientSession", "OpenSession", "SessionRules", "Sessionizer",
+    "session_id_for_client_session", "session_id_for_first_event",
+]  # fmt: skip
 
 MICROS_PER_MINUTE = 60_000_000
 _SESSION_ID_KEY = b"sessionflow/session-id/v1"
@@ -48,6 +73,7 @@ _SESSION_ID_KEY = b"sessionflow/session-id/v1"
 SNAPSHOT_VERSION = 3
 _READABLE_SNAPSHOTS = (2, 3)
 _FOREVER = 2**63 - 1
+_CAMPAIGN_FIELDS = ("utm_source", "utm_medium", "utm_campaign")
 
 
 @dataclass(frozen=True)
@@ -75,17 +101,6 @@ class SessionRules:
 
 
 @dataclass
-class OpenSession:
-    """What is held per (site, visitor) for inactivity-based sessions."""
-
-    session_id: str
-    first_ts: int
-    last_ts: int
-    campaign: tuple[str | None, ...] | None
-    local_day: int
-
-
-@dataclass
 class OpenClientSession:
     """The visitor's latest client session, which events without a session id may join."""
 
@@ -107,7 +122,7 @@ class Sessionizer:
         self.rules = rules
         self._zone = ZoneInfo(rules.timezone)
         self._pending: list[pa.Table] = []
-        self._open: dict[tuple[str, str], OpenSession] = {}
+        self._open = OpenSessionStore()  # columnar; a Mapping of OpenSession
         self._open_client: dict[tuple[str, str], OpenClientSession] = {}
         self._max_ts: int | None = None
         self._released_below = -_FOREVER  # every event below this has been released
@@ -153,11 +168,16 @@ class Sessionizer:
             return None
         pending = pa.concat_tables(self._pending)
         ready_mask = pc.less(pending["event_ts"].cast(pa.int64()), cutoff)
-        ready = pending.filter(ready_mask)
-        waiting = pending.filter(pc.invert(ready_mask))
-        self._pending = [waiting] if waiting.num_rows else []
-        if ready.num_rows == 0:
+        ready_count = pc.sum(ready_mask).as_py() or 0
+        if ready_count == 0:
+            self._pending = [pending]
             return None
+        if ready_count == pending.num_rows:  # e.g. a final release: no copy
+            ready, self._pending = pending, []
+        else:
+            ready = pending.filter(ready_mask)
+            self._pending = [pending.filter(pc.invert(ready_mask))]
+        del pending
         assigned = self._assign(ready)
         self._evict()
         return assigned
@@ -179,7 +199,7 @@ class Sessionizer:
             "open": [
                 [site, visitor, held.session_id, held.first_ts, held.last_ts,
                  None if held.campaign is None else list(held.campaign), held.local_day]
-                for (site, visitor), held in self._open.items()
+                for site, visitor, held in self._open.rows()
             ],
             "open_client": [
                 [site, visitor, held.client_session_id, held.first_ts, held.last_ts]
@@ -201,12 +221,16 @@ class Sessionizer:
         return cls.from_parts(
             SessionRules(**state["rules"]),
             None if pending is None else _table_from_ipc_text(pending),
-            {
-                (site, visitor): OpenSession(
-                    session_id, first, last, None if campaign is None else tuple(campaign), day
+            [
+                (
+                    site,
+                    visitor,
+                    OpenSession(
+                        session_id, first, last, None if campaign is None else tuple(campaign), day
+                    ),
                 )
                 for site, visitor, session_id, first, last, campaign, day in state["open"]
-            },
+            ],
             max_ts=state["max_ts"],
             released_below=state["released_below"],
             late_events=state["late_events"],
@@ -221,7 +245,7 @@ class Sessionizer:
         cls,
         rules: SessionRules,
         pending: pa.Table | None,
-        open_sessions: dict[tuple[str, str], OpenSession],
+        open_sessions: Mapping[tuple[str, str], OpenSession] | list[tuple[str, str, OpenSession]],
         *,
         max_ts: int | None,
         released_below: int,
@@ -230,7 +254,11 @@ class Sessionizer:
     ) -> Sessionizer:
         sessionizer = cls(rules)
         sessionizer._pending = [_with_current_columns(pending)] if pending is not None else []
-        sessionizer._open = open_sessions
+        if isinstance(open_sessions, Mapping):
+            open_sessions = [
+                (site, visitor, held) for (site, visitor), held in open_sessions.items()
+            ]
+        sessionizer._open.put_many(open_sessions)
         sessionizer._open_client = open_client_sessions or {}
         sessionizer._max_ts = max_ts
         sessionizer._released_below = released_below
@@ -240,16 +268,181 @@ class Sessionizer:
     # -- the core -------------------------------------------------------------------------
 
     def _assign(self, ready: pa.Table) -> pa.Table:
-        ordered = ready.sort_by(
-            [("site_id", "ascending"), ("visitor_id", "ascending"),
-             ("event_ts", "ascending"), ("event_id", "ascending")]
+        """Sort once, then assign ids with array operations over every visitor's run of
+        events. Visitors with a client session id in play go row by row (same rules)."""
+        store = self._open
+        rows = _SortedRows.of(ready, store)
+        with ThreadPoolExecutor(max_workers=1) as background:
+            # Gathering every column into the output order releases the GIL: it runs on
+            # another core while this thread assigns (hashing is bound to the GIL).
+            gathering = background.submit(_take, ready, rows.order)
+            session_ids = self._session_ids(ready, rows)
+            ordered = gathering.result()
+        client_column = ordered.schema.get_field_index("session_id")
+        return ordered.set_column(
+            client_column, "client_session_id", ordered["session_id"]
+        ).append_column("session_id", session_ids)
+
+    def _session_ids(self, ready: pa.Table, rows: _SortedRows) -> pa.Array:
+        """Each event's session id, in sorted order; updates the held state."""
+        store, count = self._open, len(rows.order)
+        days = (
+            local_days(rows.stamps, self._zone) if self.rules.split_at_midnight
+            else np.zeros(count, np.int32)
         )  # fmt: skip
-        sites = ordered["site_id"].to_pylist()
-        visitors = ordered["visitor_id"].to_pylist()
-        stamps = ordered["event_ts"].cast(pa.int64()).to_pylist()
-        event_ids = ordered["event_id"].to_pylist()
-        client_ids = ordered["session_id"].to_pylist()
-        campaigns = self._campaigns(ordered)
+        campaigns = (
+            campaign_codes(store, ready, _CAMPAIGN_FIELDS)[rows.order]
+            if self.rules.split_on_campaign_change
+            else np.full(count, NO_CAMPAIGN, np.int32)
+        )
+        keys = store.encode_keys(rows.group_sites, rows.group_visitors)
+        slots, found = store.find(keys)
+        fast = ~self._row_by_row_groups(rows, ready, keys)[rows.group]
+        held_ids = bytes_to_arrow(_gather(store.session_ids, slots, found, b""))
+        source = np.zeros(count, np.int64)  # each row's index into the pool of ids
+        fast_ids, fast_writes = self._vectorised(
+            rows, ready, days, campaigns, keys, slots, found, fast, source
+        )
+        pool = [held_ids, bytes_to_arrow(fast_ids)]
+        writes = [fast_writes]
+        if not fast.all():
+            slow_rows = np.flatnonzero(~fast)
+            source[slow_rows] = len(held_ids) + len(fast_ids) + np.arange(len(slow_rows))
+            slow_ids, slow_writes = self._row_by_row(rows, ready, slow_rows, days, campaigns)
+            pool.append(pa.array(slow_ids, pa.string()))
+            writes.append(slow_writes)
+        # Slots stay valid until the first insert: update everything, then insert.
+        for write in writes:
+            store.update(write.slots, write.updated)
+        for write in writes:
+            store.insert(write.new_keys, write.inserted)
+        return pa.concat_arrays(pool).take(pa.array(source))
+
+    def _row_by_row_groups(
+        self, rows: _SortedRows, ready: pa.Table, keys: npt.NDArray[np.bytes_]
+    ) -> npt.NDArray[np.bool_]:
+        """Visitors that take the row-by-row path: some event carries a client session id,
+        or the visitor holds an open client session that events may join."""
+        has_client = ready["session_id"].is_valid().to_numpy(zero_copy_only=False)[rows.order]
+        slow: npt.NDArray[np.bool_] = np.logical_or.reduceat(has_client, rows.group_starts)
+        if self._open_client:
+            held = np.array([self._open.key_of(*key) for key in self._open_client])
+            width = max(held.dtype.itemsize, keys.dtype.itemsize)
+            slow |= np.isin(keys.astype(f"S{width}"), held.astype(f"S{width}"))
+        return slow
+
+    def _vectorised(
+        self,
+        rows: _SortedRows,
+        ready: pa.Table,
+        days: npt.NDArray[np.int32],
+        campaigns: npt.NDArray[np.int32],
+        keys: npt.NDArray[np.bytes_],
+        slots: Ints,
+        found: npt.NDArray[np.bool_],
+        fast: npt.NDArray[np.bool_],
+        source: Ints,
+    ) -> tuple[npt.NDArray[np.bytes_], _Writes]:
+        """The inactivity rules for the `fast` rows, as array operations; fills `source`.
+
+        Within a visitor's sorted run, the events behind its held session's last event
+        come first (they never change what is held): each joins the held session if it
+        fits, else stands alone. The rest start a session where the gap to the previous
+        event (the held last event, for the first) exceeds the timeout, the local day
+        changes, or, with the campaign rule, a campaign differs from the session's, which
+        is the latest campaign seen since the session started (its first event's)."""
+        store, timeout = self._open, self.rules.timeout_micros
+        midnight = self.rules.split_at_midnight
+        group, stamps, count = rows.group, rows.stamps, len(rows.order)
+        index = np.arange(count)
+        found_row = found[group]
+        held_first = _gather(store.first, slots, found, 0)[group]
+        held_last = _gather(store.last, slots, found, 0)[group]
+        held_campaign = _gather(store.campaign, slots, found, NO_CAMPAIGN)[group]
+        held_day = _gather(store.day, slots, found, 0)[group]
+
+        late = fast & found_row & (stamps < held_last)
+        on_time = fast & ~late
+        first_on_time = on_time & (rows.is_group_start | np.r_[False, late[:-1]])
+        previous_ts = np.r_[stamps[:1], stamps[:-1]]
+        previous_day = np.r_[days[:1], days[:-1]]
+        breaks_held = ~found_row | (stamps - held_last > timeout)
+        breaks_previous = stamps - previous_ts > timeout
+        if midnight:
+            breaks_held |= days != held_day
+            breaks_previous |= days != previous_day
+        new = on_time & np.where(first_on_time, breaks_held, breaks_previous)
+        # For an on-time row: where its visitor's on-time rows begin.
+        region = np.maximum.accumulate(np.where(first_on_time, index, -1))
+        late_fits = stamps >= held_first - timeout
+        if midnight:
+            late_fits &= days == held_day
+        if self.rules.split_on_campaign_change:
+            named = campaigns != NO_CAMPAIGN
+            setter = on_time & (new | named)  # rows after which the session's campaign is theirs
+            before = np.r_[-1, np.maximum.accumulate(np.where(setter, index, -1))[:-1]]
+            current = np.where(before >= region, campaigns[before], held_campaign)
+            new |= on_time & named & (campaigns != current)
+            late_fits &= ~(named & (campaigns != held_campaign))
+        hashed = new | (late & ~late_fits)
+        hash_rows = np.flatnonzero(hashed)
+        picked = pa.array(rows.order[hash_rows])
+        ids = keyed_hashes(
+            _SESSION_ID_KEY,
+            [ready["site_id"].take(picked), ready["visitor_id"].take(picked),
+             pa.array(stamps[hash_rows]).cast(pa.string()), ready["event_id"].take(picked)],
+            ID_HEX_CHARS,
+        )  # fmt: skip
+        hash_index = np.cumsum(hashed) - 1
+        offset = len(found)  # the held ids come first in the pool
+        last_new = np.maximum.accumulate(np.where(new, index, -1))
+        started = on_time & (last_new >= region)
+        source[fast] = group[fast]  # the held session, unless...
+        source[started] = offset + hash_index[last_new[started]]
+        own = late & ~late_fits
+        source[own] = offset + hash_index[own]
+
+        # What each fast visitor with on-time rows holds afterwards.
+        ends = np.r_[rows.group_starts[1:], count] - 1
+        changed = on_time[ends]
+        last_rows, first_rows = ends[changed], last_new[ends[changed]]
+        fresh = started[last_rows]
+        safe_first = np.where(fresh, first_rows, last_rows)
+        values = _Columns(
+            np.where(fresh, ids[hash_index[safe_first]] if len(ids) else b"",
+                     _gather(store.session_ids, slots, found, b"")[changed]),
+            np.where(fresh, stamps[safe_first], held_first[last_rows]),
+            stamps[last_rows],
+            np.where(fresh, campaigns[safe_first], held_campaign[last_rows]).astype(np.int32),
+            np.where(fresh, days[safe_first], held_day[last_rows]).astype(np.int32),
+        )  # fmt: skip
+        is_held = found[changed]
+        return ids, _Writes(
+            slots[changed][is_held], values.select(is_held), keys[changed][~is_held],
+            values.select(~is_held),
+        )  # fmt: skip
+
+    def _row_by_row(
+        self,
+        rows: _SortedRows,
+        ready: pa.Table,
+        slow_rows: Ints,
+        days: npt.NDArray[np.int32],
+        campaigns: npt.NDArray[np.int32],
+    ) -> tuple[list[str], _Writes]:
+        """The rules event by event, for visitors whose client sessions interact."""
+        store = self._open
+        take = pa.array(rows.order[slow_rows])
+        sites = ready["site_id"].take(take).to_pylist()
+        visitors = ready["visitor_id"].take(take).to_pylist()
+        event_ids = ready["event_id"].take(take).to_pylist()
+        client_ids = ready["session_id"].take(take).to_pylist()
+        stamps, row_days = rows.stamps[slow_rows].tolist(), days[slow_rows].tolist()
+        row_campaigns = [store.campaign_of(code) for code in campaigns[slow_rows].tolist()]
+        held: dict[tuple[str, str], OpenSession] = {}
+        for key in set(zip(sites, visitors, strict=True)):
+            if key in store:
+                held[key] = store[key]
         session_ids = []
         for row, ts in enumerate(stamps):
             site, visitor = sites[row], visitors[row]
@@ -259,12 +452,17 @@ class Sessionizer:
                 session_ids.append(session_id_for_client_session(site, visitor, client_id))
             else:
                 session_ids.append(
-                    self._inactivity_session(site, visitor, ts, event_ids[row], campaigns[row])
+                    self._inactivity_session(
+                        held, site, visitor, ts, event_ids[row], row_campaigns[row], row_days[row]
+                    )
                 )
-        client_column = ordered.schema.get_field_index("session_id")
-        return ordered.set_column(
-            client_column, "client_session_id", ordered["session_id"]
-        ).append_column("session_id", pa.array(session_ids, pa.string()))
+        entries = [(site, visitor, session) for (site, visitor), session in held.items()]
+        keys = np.array([store.key_of(site, visitor) for site, visitor, _ in entries] or [b""])
+        values = store.columns_of([session for _, _, session in entries])
+        slots, found = store.find(keys[: len(entries)])
+        return session_ids, _Writes(
+            slots[found], values.select(found), keys[: len(entries)][~found], values.select(~found)
+        )
 
     def _joinable_client_session(self, site: str, visitor: str, ts: int) -> str | None:
         """The visitor's client session an event without a session id joins: one whose
@@ -285,15 +483,16 @@ class Sessionizer:
 
     def _inactivity_session(
         self,
+        open_sessions: dict[tuple[str, str], OpenSession],
         site: str,
         visitor: str,
         ts: int,
         event_id: str,
-        campaign: tuple[str | None, ...] | None,
+        campaign: Campaign,
+        day: int,
     ) -> str:
         key = (site, visitor)
-        held = self._open.get(key)
-        day = self._local_day(ts) if self.rules.split_at_midnight else 0
+        held = open_sessions.get(key)
         if held is not None and ts < held.last_ts:
             # Late, behind the session we hold: join it if it fits, else stand alone.
             fits = ts >= held.first_ts - self.rules.timeout_micros and not self._splits(
@@ -306,15 +505,13 @@ class Sessionizer:
             held.last_ts = ts
             return held.session_id
         session_id = session_id_for_first_event(site, visitor, ts, event_id)
-        self._open[key] = OpenSession(session_id, ts, ts, campaign, day)
+        open_sessions[key] = OpenSession(session_id, ts, ts, campaign, day)
         return session_id
 
-    def _starts_new_session(
-        self, held: OpenSession, ts: int, campaign: tuple[str | None, ...] | None, day: int
-    ) -> bool:
+    def _starts_new_session(self, held: OpenSession, ts: int, campaign: Campaign, day: int) -> bool:
         return ts - held.last_ts > self.rules.timeout_micros or self._splits(held, campaign, day)
 
-    def _splits(self, held: OpenSession, campaign: tuple[str | None, ...] | None, day: int) -> bool:
+    def _splits(self, held: OpenSession, campaign: Campaign, day: int) -> bool:
         """The optional rules: another local day, or another campaign, is another session."""
         if self.rules.split_at_midnight and day != held.local_day:
             return True
@@ -324,26 +521,118 @@ class Sessionizer:
             and campaign != held.campaign
         )
 
-    def _campaigns(self, table: pa.Table) -> list[tuple[str | None, ...] | None]:
-        if not self.rules.split_on_campaign_change:
-            return [None] * table.num_rows
-        columns = [table[name].to_pylist() for name in ("utm_source", "utm_medium", "utm_campaign")]
-        return [
-            None if all(value is None for value in values) else tuple(values)
-            for values in zip(*columns, strict=True)
-        ]
-
-    def _local_day(self, ts: int) -> int:
-        return (EPOCH + timedelta(microseconds=ts)).astimezone(self._zone).toordinal()
-
     def _evict(self) -> None:
         horizon = self._released_below - self.rules.timeout_micros - self.rules.retention_micros
-        stale = [key for key, held in self._open.items() if held.last_ts < horizon]
-        for key in stale:
-            del self._open[key]
+        keep = self._open.last >= horizon
+        if not keep.all():
+            self._open.keep(keep)
         stale = [key for key, client in self._open_client.items() if client.last_ts < horizon]
         for key in stale:
             del self._open_client[key]
+
+
+@dataclass
+class _Writes:
+    """Store changes from one path of a release: updates by slot, then inserts."""
+
+    slots: Ints
+    updated: _Columns
+    new_keys: npt.NDArray[np.bytes_]
+    inserted: _Columns
+
+
+@dataclass
+class _SortedRows:
+    """A release's events in (site, visitor, time, event_id) order, and its visitors."""
+
+    order: Ints  # sorted position -> row of the ready table
+    stamps: Ints  # event_ts in sorted order
+    group: Ints  # sorted position -> visitor number
+    is_group_start: npt.NDArray[np.bool_]
+    group_starts: Ints  # visitor number -> its first sorted position
+    group_sites: Ints  # visitor number -> the store's site code
+    group_visitors: pa.Array  # visitor number -> visitor_id
+
+    @classmethod
+    def of(cls, ready: pa.Table, store: OpenSessionStore) -> _SortedRows:
+        # Sort on integers: the ranks of site and visitor among the batch's distinct values
+        # (string order, as Arrow sorts), then time; ties broken by event_id afterwards.
+        sites, site_rows = _dictionary(ready["site_id"])
+        visitors, visitor_rows = _dictionary(ready["visitor_id"])
+        visitor_key = _ranks(sites)[site_rows] * len(visitors) + _ranks(visitors)[visitor_rows]
+        stamps = ready["event_ts"].cast(pa.int64()).to_numpy()
+        order = _break_ties(_sort_order(visitor_key, stamps), visitor_key, stamps, ready)
+        sorted_keys = visitor_key[order]
+        is_group_start = np.r_[True, sorted_keys[1:] != sorted_keys[:-1]]
+        group_starts = np.flatnonzero(is_group_start)
+        first_rows = order[group_starts]
+        site_codes = np.array([store.site_code(site) for site in sites.to_pylist()], np.int64)
+        return cls(
+            order, stamps[order], np.cumsum(is_group_start) - 1, is_group_start, group_starts,
+            site_codes[site_rows[first_rows]], visitors.take(pa.array(visitor_rows[first_rows])),
+        )  # fmt: skip
+
+
+def _dictionary(column: pa.ChunkedArray) -> tuple[pa.Array, Ints]:
+    encoded = pc.dictionary_encode(column.combine_chunks())
+    return encoded.dictionary, encoded.indices.to_numpy().astype(np.int64)
+
+
+def _ranks(values: pa.Array) -> Ints:
+    ranks = np.empty(len(values), np.int64)
+    ranks[pc.sort_indices(values).to_numpy()] = np.arange(len(values))
+    return ranks
+
+
+def _sort_order(visitor_key: Ints, stamps: Ints) -> Ints:
+    """Positions in (visitor_key, stamp) order; one argsort of a packed key when it fits."""
+    low = int(stamps.min())
+    stamp_bits = (int(stamps.max()) - low).bit_length()
+    if stamp_bits + int(visitor_key.max()).bit_length() <= 62:
+        return np.argsort((visitor_key << stamp_bits) | (stamps - low)).astype(np.int64)
+    by_time = np.argsort(stamps, kind="stable")
+    return by_time[np.argsort(visitor_key[by_time], kind="stable")].astype(np.int64)
+
+
+def _break_ties(order: Ints, visitor_key: Ints, stamps: Ints, ready: pa.Table) -> Ints:
+    """Events of one visitor at the same instant: by event_id, then arrival (a stable sort,
+    as Arrow's sort_by was)."""
+    keys, times = visitor_key[order], stamps[order]
+    tied = (keys[1:] == keys[:-1]) & (times[1:] == times[:-1])
+    if not tied.any():
+        return order
+    in_run = np.r_[tied, False] | np.r_[False, tied]
+    positions = np.flatnonzero(in_run)
+    event_ids = ready["event_id"].take(pa.array(order[positions])).to_pylist()
+    starts_run = np.r_[True, ~tied[positions[1:] - 1]].tolist()
+    order = order.copy()
+    run: list[int] = []
+    for number, position in enumerate([*positions.tolist(), -1]):
+        if run and (position == -1 or starts_run[number]):
+            ranked = sorted(run, key=lambda k: (event_ids[k], int(order[positions[k]])))
+            order[positions[run]] = order[positions[ranked]]
+            run = []
+        if position != -1:
+            run.append(number)
+    return order
+
+
+def _take(table: pa.Table, order: Ints) -> pa.Table:
+    """table.take(order); a column that is all null stays so without a gather."""
+    indices = pa.array(order)
+    columns = [
+        pa.nulls(len(order), column.type) if column.null_count == len(column)
+        else column.take(indices)
+        for column in table.columns
+    ]  # fmt: skip
+    return pa.Table.from_arrays(columns, schema=table.schema)
+
+
+def _gather(column: npt.NDArray[Any], slots: Ints, found: npt.NDArray[np.bool_], fill: Any) -> Any:
+    """column[slot] where found, else `fill` (also when the store is empty)."""
+    if not len(column):
+        return np.full(len(slots), fill, dtype=column.dtype)
+    return np.where(found, column[slots], fill).astype(column.dtype)
 
 
 def _with_current_columns(pending: pa.Table) -> pa.Table:

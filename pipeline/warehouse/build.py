@@ -56,6 +56,9 @@ class DayBuild:
     cut_sessions: int  # sessions with events beyond flows.max_session_days, left out
     unmatched_refunds: int  # refunds without a value whose purchase is not in the window
     marts: tuple[Path, ...]
+    # checks/quality_checks's rows (name, ok, detail), run on the build's own connection
+    # right after its commit: no second connection to open, no catalog to load again.
+    quality: tuple[tuple[str, bool, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -110,6 +113,10 @@ def build_day(settings: Settings, day: date) -> DayBuild:
             record(con, settings, day, fingerprint)
             fault_point("after_manifest")
         stats = query_sql_model(con, "checks/build_stats", params).to_pylist()[0]
+        quality = tuple(
+            (str(row["name"]), bool(row["ok"]), str(row["detail"]))
+            for row in query_sql_model(con, "checks/quality_checks", params).to_pylist()
+        )
     return DayBuild(
         day=day,
         rows=rows,
@@ -118,6 +125,7 @@ def build_day(settings: Settings, day: date) -> DayBuild:
         cut_sessions=int(stats["cut_sessions"]),
         unmatched_refunds=int(stats["unmatched_refunds"]),
         marts=tuple(marts),
+        quality=quality,
     )
 
 

@@ -24,13 +24,13 @@ from __future__ import annotations
 
 import csv
 import re
-from collections.abc import Callable, Generator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from contextlib import closing, suppress
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Final, TypeVar
+from typing import Final, TextIO, TypeVar
 
 import duckdb
 import pyarrow as pa
@@ -54,12 +54,14 @@ from pipeline.warehouse.models import query_sql_model, run_sql_model
 _COST_SCALE: Final = Decimal("0.0001")
 _COST_LIMIT: Final = Decimal(10) ** 14
 _BIGINT_MAX: Final = 2**63 - 1
-_DATE_TEXT: Final = re.compile(r"\d{4}-\d{2}-\d{2}")
+# re.ASCII throughout: \d would also match Arabic-Indic or fullwidth digits, which Decimal
+# and int() read as numbers; a look-alike digit is a wrong export, not a number.
+_DATE_TEXT: Final = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
 # Plain decimal notation only: "1,234.50", "1e3" or "12 USD" are more likely a wrong
 # export setting than a number we should guess at.
-_DECIMAL_TEXT: Final = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)")
+_DECIMAL_TEXT: Final = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)", re.ASCII)
 _NON_FINITE_TEXT: Final = re.compile(r"[+-]?(?:nan|inf|infinity)", re.IGNORECASE)
-_WHOLE_TEXT: Final = re.compile(r"[+-]?\d+")
+_WHOLE_TEXT: Final = re.compile(r"[+-]?\d+", re.ASCII)
 _STAGED: Final = "_sessionflow_staged_costs"
 _T = TypeVar("_T")
 
@@ -149,6 +151,9 @@ def load_costs(settings: Settings, path: Path) -> CostLoad:
 def read_costs(settings: Settings, path: Path) -> list[CostRow]:
     """Every row of the file, validated; raises instead of returning a partial list."""
     suffix = path.suffix.lower()
+    # A directory, FIFO or device (/dev/zero behind a .csv name) would block or never end.
+    if path.exists() and not path.is_file():
+        raise SessionflowError(f"cannot load costs from {path}: not a regular file")
     if suffix == ".csv":
         records = _csv_records(path)
     elif suffix == ".parquet":
@@ -211,7 +216,7 @@ def _csv_records(path: Path) -> Generator[_Record, None, None]:
     try:
         # utf-8-sig: spreadsheet exports often start with a byte order mark.
         with path.open(encoding="utf-8-sig", newline="") as handle:
-            reader = csv.reader(handle)
+            reader = csv.reader(_bounded_lines(handle, path))
             start = 1
             try:
                 for fields in reader:
@@ -229,6 +234,22 @@ def _csv_records(path: Path) -> Generator[_Record, None, None]:
         raise SessionflowError(f"costs file not found: {path}") from None
     except OSError as exc:
         raise SessionflowError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+# No cost row comes near this; a longer line (a binary file, one endless line) is refused
+# before it is held in memory whole.
+_MAX_LINE_CHARS: Final = 1 << 20
+
+
+def _bounded_lines(handle: TextIO, path: Path) -> Iterator[str]:
+    number = 0
+    while line := handle.readline(_MAX_LINE_CHARS + 1):
+        number += 1
+        if len(line) > _MAX_LINE_CHARS:
+            raise SessionflowError(
+                f"{path} line {number}: longer than {_MAX_LINE_CHARS} characters; not a cost file"
+            )
+        yield line
 
 
 def _parquet_records(path: Path) -> Generator[_Record, None, None]:
@@ -280,6 +301,9 @@ class _Bad(Exception):
     """One column's value is unusable; the message is the reason."""
 
 
+_MAX_REASON: Final = 300
+
+
 class _Fields:
     """Parses a row's columns one by one, collecting every problem instead of stopping."""
 
@@ -292,7 +316,10 @@ class _Fields:
         try:
             return parse(self.values.get(column))
         except _Bad as exc:
-            self.errors.append(CostRowError(self.where, column, str(exc)))
+            reason = str(exc)
+            if len(reason) > _MAX_REASON:  # it quotes the value: not all 10 MB of it
+                reason = reason[:_MAX_REASON] + "..."
+            self.errors.append(CostRowError(self.where, column, reason))
             return placeholder  # never loaded: a row with errors is dropped whole
 
 
@@ -429,6 +456,9 @@ def _parse_count(value: object) -> int | None:
             return None
         if not _WHOLE_TEXT.fullmatch(text):
             raise _Bad(f"{text!r} is not a whole number")
+        if len(text.lstrip("+-").lstrip("0")) > 100:
+            # int() refuses more than 4300 digits with a ValueError; it is too large anyway.
+            raise _Bad(f"{text[:30]!r}... ({len(text)} digits) is too large")
         count = int(text)
     if count < 0:
         raise _Bad(f"{_show(value)} is negative")

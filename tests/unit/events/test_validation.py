@@ -94,6 +94,10 @@ def test_collector_window_bounds_past_and_future_history_only_future() -> None:
         ({"value": True}, Reason.WRONG_TYPE),
         ({"engagement_time_ms": 1.5}, Reason.WRONG_TYPE),
         ({"engagement_time_ms": -1}, Reason.NEGATIVE_NUMBER),
+        # Beyond what an Arrow column holds: one such event must not fail a whole batch.
+        ({"engagement_time_ms": 2**63}, Reason.WRONG_TYPE),
+        ({"engagement_time_ms": 10**200}, Reason.WRONG_TYPE),
+        ({"value": 2**53 + 1}, Reason.WRONG_TYPE),
         ({"currency": "usd"}, Reason.BAD_CURRENCY),
         ({"currency": "ABC"}, Reason.BAD_CURRENCY),
         ({"country": "XX"}, Reason.BAD_COUNTRY),
@@ -106,6 +110,11 @@ def test_collector_window_bounds_past_and_future_history_only_future() -> None:
 )
 def test_field_rules(fields: dict[str, Any], reason: str) -> None:
     assert reason_of(event(**fields)) == reason
+
+
+def test_integers_at_the_arrow_limits_pass() -> None:
+    assert validate_event(event(engagement_time_ms=2**63 - 1), now_micros=NOW, window=COLLECTOR)
+    assert validate_event(event(value=2**53), now_micros=NOW, window=COLLECTOR)
 
 
 def test_required_fields_and_objects() -> None:

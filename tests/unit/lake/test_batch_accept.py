@@ -1,0 +1,190 @@
+"""The consumer's bulk path gives exactly what the per-event path gives, record by record.
+
+`accept_json_batch` decodes and validates a fetched batch in bulk and hands every record
+it cannot vouch for to `accept_json`. These tests run both on the same records, clean and
+hostile mixed, and require the same accepted events (same Arrow rows, same order) and the
+same rejections (same reasons, details, payloads and sources, same order).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from datetime import date
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pipeline.config import load_settings
+from pipeline.dev.generator import GeneratorConfig, generate_events
+from pipeline.events.timestamps import history_window, parse_event_ts
+from pipeline.events.validation import validate_event
+from pipeline.lake.processing import accept_json, accept_json_batch
+from pipeline.lake.store import RejectedPayload, events_to_table
+
+NOW = parse_event_ts("2026-11-02T00:00:00Z")
+WINDOW = history_window(load_settings(environ={}).validation)
+BASE: dict[str, Any] = {
+    "event_id": "e-1",
+    "event_name": "page_view",
+    "event_ts": "2026-11-01T10:00:00.123456Z",
+    "site_id": "shop.example",
+    "visitor_id": "v-1",
+}
+
+
+def _json(**fields: Any) -> bytes:
+    event = {**BASE, **fields}
+    return json.dumps({k: v for k, v in event.items() if v is not ...}).encode()
+
+
+HOSTILE: list[bytes] = [
+    b"",
+    b"not json",
+    b"null",
+    b"[1, 2]",
+    b'"text"',
+    b"{}",
+    b"\xef\xbb\xbf" + _json(),  # a BOM: json.loads takes it, msgspec does not
+    _json().decode().encode("utf-16"),
+    _json()[:-1] + b',"event_id":"dup"}',  # duplicate key: the last one wins
+    _json(value=float("nan")),
+    _json()[:-1] + b',"value":1e400}',
+    _json(value=2**53),
+    _json(value=-3, event_name="purchase"),
+    _json(value=-3, event_name="sign_up"),
+    _json(value=True),
+    _json(engagement_time_ms=1.0),
+    _json(engagement_time_ms=-1),
+    _json(engagement_time_ms=2**63 - 1),
+    _json(unknown="x"),
+    _json(unknown=None),
+    _json(event_id=None),
+    _json(event_id=""),
+    _json(event_id=7),
+    _json(event_id="x" * 129),
+    _json(event_id=...),
+    _json(session_id=""),
+    _json(device_category="phone"),
+    _json(device_category=None),
+    _json(currency="XXY"),
+    _json(currency="EUR", value=3),
+    _json(country="ZZ"),
+    _json(country="de"),
+    _json(event_ts="2026-11-01T10:00:00+02:00"),
+    _json(event_ts="2026-11-01t10:00:00z"),
+    _json(event_ts="2026-11-01 10:00:00Z"),
+    _json(event_ts="2026-11-01T10:00:00.1234567Z"),
+    _json(event_ts="2026-02-30T10:00:00Z"),
+    _json(event_ts="2026-11-01T24:00:00Z"),
+    _json(event_ts="2026-11-01T23:59:60Z"),
+    _json(event_ts="2026-13-01T10:00:00Z"),
+    _json(event_ts="1999-12-31T23:59:59Z"),
+    _json(event_ts="2099-01-01T00:00:00Z"),
+    _json(event_ts="2026-11-01T10:00:00"),
+    _json(event_ts="٢٠٢٦-11-01T10:00:00Z"),
+    _json(event_ts=parse_event_ts("2026-11-01T10:00:00Z")),
+    _json(event_ts=True),
+    _json(event_ts=1.5),
+    _json(page_url="ftp://shop.example/x"),
+    _json(page_url=""),
+    _json(page_url="https://shop.example/a?utm_source=" + "s" * 300),
+    _json(page_url="https://shop.example/a?utm_source=news&gclid=1", utm_source=""),
+    _json(page_url="https://shop.example/a?utm_medium=cpc&fbclid=2", click_id_type=""),
+    _json(page_url="https://user:pw@Shop.Example:443/a b/?q=1#frag"),
+    _json(page_referrer="not a url"),
+    _json(page_referrer=""),
+    _json(utm_campaign="mail jane.doe@example.com"),
+    _json(page_url="https://shop.example/?utm_term=jane.doe%40example.com"),
+    _json(browser="\ud800"),
+    b'{"event_id":"\\ud800x","event_name":"a","event_ts":"2026-11-01T10:00:00Z","site_id":"s","visitor_id":"v"}',
+    _json(os="Ünïcödé 😀"),
+    _json(transaction_id={"nested": 1}),
+    b'{"event_id": "e", "event_name": "page_view"}{"x": 1}',
+    b"[" * 5000 + b"]" * 5000,
+    b'{"event_id":"e","n":' + b"1" * 5000 + b"}",
+]
+
+
+def _generated(count: int) -> list[bytes]:
+    """Generated events as the SDK puts them on the topic (canonical UTC text), plus a few
+    straight from the generator (other offsets: they take the per-event path)."""
+    config = GeneratorConfig(days=1, start=date(2026, 11, 1), events_per_day=count)
+    raw = list(generate_events(config))
+    canonical = [
+        json.dumps(validate_event(event, now_micros=NOW, window=WINDOW)).encode() for event in raw
+    ]
+    return canonical + [json.dumps(event).encode() for event in raw[:50]]
+
+
+def _compare(payloads: list[bytes]) -> None:
+    def source(index: int) -> str:
+        return f"topic/0/{index}"
+
+    one_by_one = [
+        accept_json(payload, source(i), now=NOW, window=WINDOW)
+        for i, payload in enumerate(payloads)
+    ]
+    expected_events = events_to_table(
+        [outcome for outcome in one_by_one if not isinstance(outcome, RejectedPayload)]
+    )
+    expected_rejects = [outcome for outcome in one_by_one if isinstance(outcome, RejectedPayload)]
+    batch = accept_json_batch(payloads, source, now=NOW, window=WINDOW)
+    assert batch.rejects == expected_rejects
+    assert batch.events.schema == expected_events.schema
+    assert batch.events.to_pylist() == expected_events.to_pylist()
+
+
+@pytest.mark.parametrize("payload", HOSTILE, ids=range(len(HOSTILE)))
+def test_each_hostile_record_alone(payload: bytes) -> None:
+    _compare([payload])
+
+
+def test_clean_and_hostile_records_mixed_keep_their_order() -> None:
+    records = _generated(600) + HOSTILE * 3
+    random.Random(13).shuffle(records)
+    _compare(records)
+
+
+def test_an_empty_batch() -> None:
+    _compare([])
+
+
+def test_a_batch_of_only_rejections() -> None:
+    _compare([b"nope", b"{}", b"null"])
+
+
+_values = st.one_of(
+    st.none(),
+    st.booleans(),
+    # Beyond these the per-event path accepts what Arrow cannot store (both paths raise).
+    st.integers(min_value=-(2**53), max_value=2**53),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=40),
+    st.sampled_from(["2026-11-01T10:00:00Z", "https://shop.example/p?utm_source=x", "EUR", "DE"]),
+)
+_fields = st.sampled_from([*BASE, "value", "currency", "country", "page_url", "utm_source",
+                           "engagement_time_ms", "device_category", "click_id_type", "other"])  # fmt: skip
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.dictionaries(_fields, _values, max_size=4), min_size=1, max_size=8))
+def test_random_field_values(changes: list[dict[str, Any]]) -> None:
+    payloads = []
+    for change in changes:
+        try:
+            payloads.append(json.dumps({**BASE, **change}).encode())
+        except (ValueError, UnicodeEncodeError):
+            continue
+    _compare(payloads)
+
+
+def test_the_decoder_derives_from_the_schema() -> None:
+    """Every canonical field is a field of the bulk decoder's struct, and nothing else."""
+    from pipeline.events.batch_decode import _decoder
+    from pipeline.events.schema import canonical_arrow_schema
+
+    struct = _decoder().type
+    assert set(struct.__struct_fields__) == set(canonical_arrow_schema().names)
