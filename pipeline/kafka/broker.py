@@ -20,8 +20,6 @@ import logging
 import os
 import re
 import shutil
-import signal
-import socket
 import string
 import subprocess
 import time
@@ -29,18 +27,26 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import Enum
+from functools import partial
 from pathlib import Path
 
 from kafka import KafkaAdminClient
 
 from pipeline.config import Settings
+from pipeline.daemons import (
+    LOG_TAIL_LINES,
+    log_tail,
+    port_is_free,
+    read_pid,
+    runs_command,
+    terminate,
+)
 from pipeline.errors import BrokerError
 
 log = logging.getLogger(__name__)
 
 INFRA_DIR = Path(__file__).resolve().parents[2] / "infra" / "kafka"
 MIN_JAVA_MAJOR = 17  # Kafka 4.x brokers need Java 17
-LOG_TAIL_LINES = 15
 
 
 class BrokerState(Enum):
@@ -214,7 +220,7 @@ class LocalBroker:
 
         java = _find_java()
         for port in (self.port, self.controller_port):
-            if not _port_is_free(self.host, port):
+            if not port_is_free(self.host, port):
                 raise BrokerError(
                     f"port {self.host}:{port} is already in use by another process; stop it or "
                     "set kafka.local_port / kafka.local_controller_port"
@@ -267,7 +273,7 @@ class LocalBroker:
         return f"broker (pid {current.pid}) {how}"
 
     def status(self) -> BrokerStatus:
-        pid = self._read_pid()
+        pid = read_pid(self.pid_file)
         if pid is None:
             return BrokerStatus(BrokerState.STOPPED, None, f"broker is stopped ({self.bootstrap})")
         if not self._is_our_broker(pid):
@@ -287,8 +293,7 @@ class LocalBroker:
         )
 
     def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
-        text = self._log_file().read_text(errors="replace") if self._log_file().exists() else ""
-        return "\n".join(text.splitlines()[-lines:]) or "(the log is empty)"
+        return log_tail(self._log_file(), lines)
 
     # -- helpers -------------------------------------------------------------------------
 
@@ -321,40 +326,12 @@ class LocalBroker:
             )
         )
 
-    def _read_pid(self) -> int | None:
-        try:
-            return int(self.pid_file.read_text().strip())
-        except (FileNotFoundError, ValueError):
-            return None
-
     def _is_our_broker(self, pid: int) -> bool:
         """Alive, not a zombie, and running kafka.Kafka on our own server.properties."""
-        try:
-            stat = Path(f"/proc/{pid}/stat").read_text()
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        except (FileNotFoundError, ProcessLookupError):
-            return False
-        state = stat.rsplit(")", 1)[1].split()[0]
-        if state in ("Z", "X"):
-            return False
-        return b"kafka.Kafka" in cmdline and str(self.server_properties).encode() in cmdline
+        return runs_command(pid, b"kafka.Kafka", str(self.server_properties).encode())
 
     def _terminate(self, pid: int, grace_s: float) -> bool:
-        """SIGTERM, wait up to grace_s, then SIGKILL. Returns True when SIGKILL was needed."""
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + grace_s
-        while time.monotonic() < deadline:
-            self._reap()
-            if not self._is_our_broker(pid):
-                return False
-            time.sleep(0.1)
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-        while self._is_our_broker(pid):
-            self._reap()
-            time.sleep(0.05)
-        return True
+        return terminate(pid, grace_s, alive=partial(self._is_our_broker, pid), reap=self._reap)
 
     def _reap(self) -> None:
         # A broker started by this very process must be waited for, or it stays a zombie.
@@ -385,18 +362,6 @@ def _find_java() -> str:
                 f"Java {MIN_JAVA_MAJOR}+ is needed for Kafka, found Java {major} at {java}"
             )
     return java
-
-
-def _port_is_free(host: str, port: int) -> bool:
-    # SO_REUSEADDR, as Kafka's own listener uses: only a live listener blocks the bind,
-    # not connections lingering in TIME_WAIT from a broker that just stopped.
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except OSError:
-            return False
-    return True
 
 
 def _new_cluster_id() -> str:

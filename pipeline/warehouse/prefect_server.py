@@ -21,11 +21,8 @@ command, and importing Prefect (or httpx) just to probe costs a second.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -33,14 +30,23 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from enum import Enum
+from functools import partial
 from pathlib import Path
 
 from pipeline.config import Settings
+from pipeline.daemons import (
+    LOG_TAIL_LINES,
+    log_tail,
+    port_is_free,
+    read_pid,
+    runs_command,
+    signal_group,
+    terminate,
+)
 from pipeline.errors import SessionflowError
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 4200
-LOG_TAIL_LINES = 15
 
 # No data leaves this machine, and no ERROR line when it cannot (offline, firewalled):
 # the server's telemetry heartbeat and the SDK's usage events are both switched off.
@@ -134,7 +140,7 @@ class LocalPrefectServer:
             return StartResult(current.pid, current.api_url, 0.0, already_running=True)
         if current.state is ServerState.DIED:
             self._forget()
-        if not _port_is_free(self.host, self.port):
+        if not port_is_free(self.host, self.port):
             raise PrefectServerError(
                 f"port {self.host}:{self.port} is already in use by another process; stop it "
                 "or start the Prefect server on another port (--port)"
@@ -185,7 +191,7 @@ class LocalPrefectServer:
         return f"Prefect server (pid {current.pid}) {how}"
 
     def status(self) -> ServerStatus:
-        pid = _read_int(self.pid_file)
+        pid = read_pid(self.pid_file)
         url = self.running_url()
         if pid is None:
             return ServerStatus(ServerState.STOPPED, None, None, "Prefect server is stopped")
@@ -219,8 +225,7 @@ class LocalPrefectServer:
             return None
 
     def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
-        text = self.log_file.read_text(errors="replace") if self.log_file.exists() else ""
-        return "\n".join(text.splitlines()[-lines:]) or "(the log is empty)"
+        return log_tail(self.log_file, lines)
 
     # -- helpers -------------------------------------------------------------------------
 
@@ -229,20 +234,10 @@ class LocalPrefectServer:
         self.url_file.unlink(missing_ok=True)
 
     def _terminate(self, pid: int, grace_s: float) -> bool:
-        """SIGTERM to the server's process group (uvicorn and its services), wait up to
-        grace_s, then SIGKILL. Returns True when SIGKILL was needed."""
-        _signal_group(pid, signal.SIGTERM)
-        deadline = time.monotonic() + grace_s
-        while time.monotonic() < deadline:
-            self._reap()
-            if not _is_prefect_server(pid):
-                return False
-            time.sleep(0.1)
-        _signal_group(pid, signal.SIGKILL)
-        while _is_prefect_server(pid):
-            self._reap()
-            time.sleep(0.05)
-        return True
+        """SIGTERM to the server's process group (uvicorn and its services), then SIGKILL
+        after grace_s. Returns True when SIGKILL was needed."""
+        alive = partial(_is_prefect_server, pid)
+        return terminate(pid, grace_s, alive=alive, reap=self._reap, send=signal_group)
 
     def _reap(self) -> None:
         # A server started by this very process must be waited for, or it stays a zombie.
@@ -257,7 +252,7 @@ def server_dir(settings: Settings) -> Path:
 def running_server_url(settings: Settings) -> str | None:
     """The local server's API URL when its process is ours, alive and healthy."""
     server = LocalPrefectServer.from_settings(settings)
-    pid = _read_int(server.pid_file)
+    pid = read_pid(server.pid_file)
     url = server.running_url()
     if pid is None or url is None or not _is_prefect_server(pid):
         return None
@@ -278,36 +273,6 @@ def use_prefect_server(settings: Settings) -> str | None:
     return url
 
 
-def _read_int(path: Path) -> int | None:
-    try:
-        return int(path.read_text().strip())
-    except (FileNotFoundError, ValueError):
-        return None
-
-
 def _is_prefect_server(pid: int) -> bool:
     """Alive, not a zombie, and running `prefect server start`."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    if stat.rsplit(")", 1)[1].split()[0] in ("Z", "X"):
-        return False
-    return b"prefect" in cmdline and b"server" in cmdline and b"start" in cmdline
-
-
-def _signal_group(pid: int, signum: signal.Signals) -> None:
-    # The server runs in a session of its own (start_new_session): its group is its pid.
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, signum)
-
-
-def _port_is_free(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except OSError:
-            return False
-    return True
+    return runs_command(pid, b"prefect", b"server", b"start")
