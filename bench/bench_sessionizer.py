@@ -12,6 +12,7 @@ import contextlib
 import ctypes
 import gc
 import json
+import math
 import resource
 import statistics
 import subprocess
@@ -147,9 +148,13 @@ def run(bootstrap: str, quick: bool) -> list[Figure]:
                 f"{memory.get('project:state_bytes_per_visitor', float('nan')):.0f} "
                 "bytes/visitor. Baseline: the "
                 "Arrow bytes of (site_id, visitor_id, session_id, first_ts, last_ts, "
-                "local_day), the floor for holding this state. The previous representation, "
-                "a dict of OpenSession dataclasses, measured the same way: "
-                f"{memory['dict']:,.0f} bytes/visitor."
+                "local_day), the floor for holding this state."
+                + (
+                    " The previous representation, a dict of OpenSession dataclasses, "
+                    f"measured the same way: {memory['dict']:,.0f} bytes/visitor."
+                    if not math.isnan(memory["dict"])  # measured in full runs only
+                    else ""
+                )
             ),
         ),
     ]
