@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -757,16 +758,20 @@ def main() -> None:
 def _exit_now(code: object) -> None:
     """Exit a process that ran Prefect without the interpreter's teardown: collecting the
     thousands of modules and objects Prefect loaded takes 0.5-1.5 s after the work is
-    done. The exit handlers run first: Prefect drains its log and event workers there,
-    and logging flushes."""
+    done. What a normal exit runs first still runs, in the interpreter's order: the
+    threading shutdown (Prefect drains its event worker in a threading exit hook, so the
+    last task runs reach the server), then the atexit handlers (logs, and logging's flush)."""
     import atexit
+    import threading
 
     if isinstance(code, str):
         print(code, file=sys.stderr)
     status = code if isinstance(code, int) else (0 if code is None else 1)
+    threading._shutdown()  # type: ignore[attr-defined]
     atexit._run_exitfuncs()
-    sys.stdout.flush()
-    sys.stderr.flush()
+    with contextlib.suppress(BrokenPipeError):  # a reader that went away (`| head`)
+        sys.stdout.flush()
+        sys.stderr.flush()
     os._exit(status)
 
 

@@ -44,7 +44,7 @@ from pipeline.events.validation import (
 
 # The validator's ranges: beyond 2**53 an integer `value` is not exactly a float64, so the
 # fast path must not quietly round it.
-_INT64_MAX = INT64_LIMIT - 1
+_INT64_MIN, _INT64_MAX = -INT64_LIMIT, INT64_LIMIT - 1  # past either, Arrow raises
 _EXACT_FLOAT_INT = EXACT_FLOAT_LIMIT
 # The one spelling the fast path parses itself: what this project's producers write.
 _CANONICAL_TS = (
@@ -71,7 +71,7 @@ def _decoder() -> msgspec.json.Decoder[Any]:
     for name, rule in field_rules().items():
         kind: Any
         if rule.kind == "timestamp":
-            kind = str | Annotated[int, msgspec.Meta(le=_INT64_MAX)]
+            kind = str | Annotated[int, msgspec.Meta(ge=_INT64_MIN, le=_INT64_MAX)]
         elif rule.kind == "string":
             if rule.enum is not None:
                 kind = Literal[tuple(sorted(rule.enum))]
@@ -79,7 +79,8 @@ def _decoder() -> msgspec.json.Decoder[Any]:
                 least = max(rule.min_length, 1 if rule.required else 0)
                 kind = Annotated[str, msgspec.Meta(min_length=least, max_length=rule.max_length)]
         elif rule.kind == "integer":
-            kind = Annotated[int, msgspec.Meta(ge=rule.minimum, le=_INT64_MAX)]
+            least_int = _INT64_MIN if rule.minimum is None else rule.minimum
+            kind = Annotated[int, msgspec.Meta(ge=least_int, le=_INT64_MAX)]
         else:  # number: an int stays an int (as json.loads keeps it), within float64
             bound: float = -_EXACT_FLOAT_INT if rule.minimum is None else rule.minimum
             whole = Annotated[int, msgspec.Meta(ge=bound, le=_EXACT_FLOAT_INT)]

@@ -15,6 +15,7 @@ their key), so the SDK costs little on top of kafka-python's own send().
 from __future__ import annotations
 
 import json
+import math
 import struct
 from collections.abc import Callable, Iterable, Mapping
 from functools import lru_cache
@@ -41,11 +42,18 @@ def partition_key(event: Mapping[str, Any]) -> bytes:
 def encode_event(event: Mapping[str, Any]) -> bytes:
     """Compact UTF-8 JSON, keys in the event's order."""
     try:
-        return orjson.dumps(event)
+        if not any(_not_finite(value) for value in event.values()):
+            return orjson.dumps(event)
     except TypeError:
-        # What orjson refuses and the standard library writes (integers past 64 bits, a
-        # Mapping that is not a dict): the same JSON, spelled the old way.
-        return json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode()
+        pass
+    # What orjson refuses (integers past 64 bits, a Mapping that is not a dict) or would
+    # change (it writes NaN and Infinity as null, so the consumer could not reject them as
+    # value_not_finite): the same JSON, spelled by the standard library.
+    return json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _not_finite(value: object) -> bool:
+    return isinstance(value, float) and not math.isfinite(value)
 
 
 _MURMUR2_M = 0x5BD1E995

@@ -50,6 +50,7 @@ log = logging.getLogger(__name__)
 # Below this many records a fetch takes the per-event path: the bulk path has a fixed
 # cost of a few dozen Arrow calls (measured crossover: ~100 records).
 BULK_MIN_RECORDS = 100
+KNOWN_ENDS_MAX_AGE_S = 10.0  # how long the last end offsets read may stand in for the broker's
 
 # -- one partition ------------------------------------------------------------------------
 
@@ -108,6 +109,7 @@ class LakeConsumer:
         self._ownership = threading.Lock()
         self._stop = threading.Event()
         self._known_ends: dict[TopicPartition, int] = {}  # end offsets last read
+        self._known_ends_at = 0.0  # time.monotonic() of that read
         self.totals = CycleTotals()
         self._consumer = KafkaConsumer(
             bootstrap_servers=settings.kafka.bootstrap,
@@ -304,12 +306,15 @@ class LakeConsumer:
         if not all(tp in self._workers for tp in owned):
             return False
         # The consumer's own position skips transaction markers, ours may not reach them.
-        # Ends only grow: a partition behind the last end seen is behind the current one
-        # too, so the broker is asked only once everything has reached that mark.
+        # Ends grow: a partition behind the last end seen is behind the current one too,
+        # so the broker is asked only once everything has reached that mark, or when the
+        # mark is old (a recreated topic's ends start again lower).
         positions = {tp: self._consumer.position(tp) for tp in owned}
-        if any(positions[tp] < self._known_ends.get(tp, 0) for tp in owned):
+        fresh = time.monotonic() - self._known_ends_at < KNOWN_ENDS_MAX_AGE_S
+        if fresh and any(positions[tp] < self._known_ends.get(tp, 0) for tp in owned):
             return False
         self._known_ends = self._consumer.end_offsets(owned)
+        self._known_ends_at = time.monotonic()
         return all(positions[tp] >= self._known_ends[tp] for tp in owned)
 
     def _log_progress(self, rate: float) -> None:

@@ -23,6 +23,7 @@ from pipeline.events.timestamps import EPOCH
 Ints = npt.NDArray[np.int64]
 Campaign = tuple[str | None, ...] | None
 NO_CAMPAIGN = -1  # the code of "no campaign fields at all"
+_CAMPAIGN_SLACK = 4096  # unused campaign codes tolerated before renumbering
 _HOUR = 3_600_000_000
 _DAY = 24 * _HOUR
 _EPOCH_ORDINAL = EPOCH.toordinal()
@@ -81,6 +82,21 @@ class OpenSessionStore(Mapping[tuple[str, str], OpenSession]):
 
     def campaign_of(self, code: int) -> Campaign:
         return None if code == NO_CAMPAIGN else self._campaigns[code]
+
+    def forget_unused_campaigns(self) -> None:
+        """Keep codes only for the campaigns open sessions hold. The utm values come from
+        landing-page URLs anyone can vary, so a table of every campaign ever seen would
+        grow without bound; it is renumbered once it is well past what is held."""
+        if len(self._campaigns) <= 2 * len(self.campaign) + _CAMPAIGN_SLACK:
+            return
+        held = self.campaign != NO_CAMPAIGN
+        used = np.unique(self.campaign[held])
+        renumbered = np.full(len(self._campaigns), NO_CAMPAIGN, np.int32)
+        renumbered[used] = np.arange(len(used), dtype=np.int32)
+        self.campaign = np.where(held, renumbered[np.where(held, self.campaign, 0)], NO_CAMPAIGN)
+        self.campaign = self.campaign.astype(np.int32)
+        self._campaigns = [self._campaigns[code] for code in used.tolist()]
+        self._campaign_codes = {campaign: code for code, campaign in enumerate(self._campaigns)}
 
     def encode_keys(self, site_codes: Ints, visitors: pa.Array) -> npt.NDArray[np.bytes_]:
         """Keys for parallel site codes and visitor ids (an Arrow string array)."""

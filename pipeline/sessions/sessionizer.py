@@ -526,6 +526,7 @@ class Sessionizer:
         keep = self._open.last >= horizon
         if not keep.all():
             self._open.keep(keep)
+        self._open.forget_unused_campaigns()
         stale = [key for key, client in self._open_client.items() if client.last_ts < horizon]
         for key in stale:
             del self._open_client[key]

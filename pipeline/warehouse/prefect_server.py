@@ -136,8 +136,13 @@ class LocalPrefectServer:
     def start(self, timeout_s: float = 90.0) -> StartResult:
         current = self.status()
         if current.state in (ServerState.RUNNING, ServerState.NOT_ANSWERING):
-            assert current.pid is not None and current.api_url is not None
-            return StartResult(current.pid, current.api_url, 0.0, already_running=True)
+            assert current.pid is not None
+            if current.api_url is not None:
+                return StartResult(current.pid, current.api_url, 0.0, already_running=True)
+            # Alive, but its url file is gone (a crash between the two writes, or deleted):
+            # nobody can find it, so it is replaced.
+            self._terminate(current.pid, grace_s=10.0)
+            self._forget()
         if current.state is ServerState.DIED:
             self._forget()
         if not port_is_free(self.host, self.port):

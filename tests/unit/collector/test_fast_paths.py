@@ -225,3 +225,10 @@ def test_encode_event_is_compact_utf8_json_of_the_same_value(event: dict[str, An
     assert list(json.loads(encoded)) == list(event)  # key order kept
     if "page_url" in event:
         assert "é".encode() in encoded  # not \\u-escaped
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+def test_encode_event_keeps_non_finite_numbers_for_the_consumer_to_reject(value: float) -> None:
+    # orjson would write null, and the consumer would then accept the event without it.
+    encoded = encode_event({"event_id": "e", "value": value})
+    assert encoded == json.dumps({"event_id": "e", "value": value}, separators=(",", ":")).encode()

@@ -53,6 +53,12 @@ HOSTILE: list[bytes] = [
     _json(value=float("nan")),
     _json()[:-1] + b',"value":1e400}',
     _json(value=2**53),
+    _json(value=2**53 + 1),
+    _json(value=-(2**53) - 1),
+    # Past int64 either way: Arrow would raise, so the bulk path must hand these back.
+    _json(event_ts=-(2**63) - 1),
+    _json(event_ts=2**63),
+    _json(engagement_time_ms=2**63),
     _json(value=-3, event_name="purchase"),
     _json(value=-3, event_name="sign_up"),
     _json(value=True),
