@@ -40,7 +40,7 @@ from pipeline.errors import ConfigError
 CONFIG_ENV = "SESSIONFLOW_CONFIG"
 ENV_PREFIX = "SESSIONFLOW_"
 # Environment variables with the prefix that are not config keys.
-# Tests' fault hook (pipeline.warehouse.faults): a variable, but no setting.
+# Tests' fault hook (pipeline.faults): a variable, but no setting.
 FAULT_ENV = "SESSIONFLOW_FAULT"
 _NON_KEY_ENV = frozenset({CONFIG_ENV, FAULT_ENV})
 

@@ -39,6 +39,7 @@ from kafka.structs import OffsetAndMetadata
 
 from pipeline.config import Settings
 from pipeline.events.timestamps import history_window, now_micros
+from pipeline.faults import fault_point
 from pipeline.lake.processing import accept_json, accept_json_batch, no_events, process
 from pipeline.lake.state import PartitionState, PartitionStore
 from pipeline.lake.store import Lake, RejectedPayload, events_to_table
@@ -239,8 +240,10 @@ class LakeConsumer:
             written = self.lake.write_events(rows, name) if rows is not None else []
             self.lake.write_rejected(worker.rejects, name)
             self._send_to_dlq(worker.rejects)
+            fault_point("after_lake_write")
             state.next_offset = worker.position
             worker.store.save(state)
+            fault_point("after_snapshot")
             self._commit(tp, state.next_offset)
             worker.store.end_cycle()
             self.totals.events += worker.cycle_records

@@ -28,9 +28,9 @@ import pyarrow.parquet as pq
 from pipeline.config import Settings
 from pipeline.errors import SessionflowError
 from pipeline.events.schema import lake_arrow_schema
+from pipeline.faults import fault_point
 from pipeline.lake.paths import BuildWindow, LakeLayout
 from pipeline.lake.reattribution import needs_reattribution
-from pipeline.warehouse.faults import fault_point
 from pipeline.warehouse.manifest import Fingerprinter, record
 from pipeline.warehouse.models import (
     DAY_MODELS,

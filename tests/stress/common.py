@@ -47,7 +47,7 @@ def mart_tables(marts: Path) -> dict[str, list[tuple[object, ...]]]:
 
 
 def backfill_killed_at(env: dict[str, str], fault: str, *args: str) -> int:
-    """`backfill ARGS` that SIGKILLs itself at `fault` (pipeline.warehouse.faults); returns
+    """`backfill ARGS` that SIGKILLs itself at `fault` (pipeline.faults); returns
     its exit status, once it and its Prefect temporary server are gone."""
     process = subprocess.Popen(
         [sys.executable, "-m", "pipeline.cli", "backfill", *args],

@@ -13,7 +13,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from pipeline.warehouse.faults import POINTS
+from pipeline.faults import POINTS
 from tests.stress.common import (
     backfill_killed_at,
     cli,

@@ -1,9 +1,9 @@
-"""Named points in a build where a test can kill the process, deterministically.
+"""Named points where a test can kill the process, deterministically.
 
 Set SESSIONFLOW_FAULT=<point>:<n> (for example `after_marts:2`) and the process SIGKILLs
-itself the n-th time any build passes that point. Tests use it to land a kill exactly
-between a commit and its marts, or between the marts and the manifest, instead of racing
-a timer. Unset (always, outside tests) it does nothing.
+itself the n-th time it passes that point. Tests use it to land a kill exactly between a
+build's commit and its marts, or a consumer's snapshot and its offset commit, instead of
+racing a timer. Unset (always, outside tests) it does nothing.
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ import threading
 
 from pipeline.config import FAULT_ENV
 
-POINTS = ("after_commit", "after_marts", "after_manifest")
+POINTS = ("after_commit", "after_marts", "after_manifest")  # a warehouse build's
+CONSUMER_POINTS = ("after_lake_write", "after_snapshot")  # a consumer cycle's
 _passed: dict[str, int] = {}
 _lock = threading.Lock()
 
