@@ -42,10 +42,8 @@ from pipeline.events.validation import (
     field_rules,
 )
 
-# The validator's ranges: beyond 2**53 an integer `value` is not exactly a float64, so the
-# fast path must not quietly round it.
-_INT64_MIN, _INT64_MAX = -INT64_LIMIT, INT64_LIMIT - 1  # past either, Arrow raises
-_EXACT_FLOAT_INT = EXACT_FLOAT_LIMIT
+# The validator's ranges (past int64 Arrow raises; past 2**53 a float64 would round).
+_INT64_MIN, _INT64_MAX = -INT64_LIMIT, INT64_LIMIT - 1
 # The one spelling the fast path parses itself: what this project's producers write.
 _CANONICAL_TS = (
     r"^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])T([01]\d|2[0-3]):[0-5]\d:[0-5]\d"
@@ -82,8 +80,8 @@ def _decoder() -> msgspec.json.Decoder[Any]:
             least_int = _INT64_MIN if rule.minimum is None else rule.minimum
             kind = Annotated[int, msgspec.Meta(ge=least_int, le=_INT64_MAX)]
         else:  # number: an int stays an int (as json.loads keeps it), within float64
-            bound: float = -_EXACT_FLOAT_INT if rule.minimum is None else rule.minimum
-            whole = Annotated[int, msgspec.Meta(ge=bound, le=_EXACT_FLOAT_INT)]
+            bound: float = -EXACT_FLOAT_LIMIT if rule.minimum is None else rule.minimum
+            whole = Annotated[int, msgspec.Meta(ge=bound, le=EXACT_FLOAT_LIMIT)]
             kind = whole | Annotated[float, msgspec.Meta(ge=rule.minimum)]
         if rule.required:
             fields.append((name, kind, msgspec.NODEFAULT))
