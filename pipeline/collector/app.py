@@ -16,11 +16,14 @@ codes and counts only: never an IP, a user agent, an id or a payload.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import re
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +49,7 @@ from pipeline.config import Settings
 from pipeline.events.reasons import Reason, Rejected
 from pipeline.events.timestamps import now_micros
 from pipeline.events.validation import Event
+from pipeline.privacy.salts import HOUSEKEEPING_EVERY_S
 
 log = logging.getLogger(__name__)
 
@@ -266,6 +270,15 @@ class Collector:
         )
 
 
+async def _destroy_expired_salts(collector: Collector) -> None:
+    # At start-up and then every minute: requests also destroy expired salts, but an idle
+    # collector (or one restarted days later) must not keep them until the next request.
+    # On the event loop, as the requests' own salt lookups, so the two never race.
+    while True:
+        collector.ingestor.salts.destroy_expired_at(datetime.now(UTC))
+        await asyncio.sleep(HOUSEKEEPING_EVERY_S)
+
+
 def site_origin_pattern(sites: list[str]) -> str:
     """CORS: pages on a configured site (or its www.), any scheme and port."""
     hosts = "|".join(re.escape(site) for site in sites)
@@ -281,7 +294,11 @@ def create_app(settings: Settings, sink: KafkaSink | None = None) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         sink.start()
+        housekeeping = asyncio.create_task(_destroy_expired_salts(collector))
         yield
+        housekeeping.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await housekeeping
         sink.close()
 
     app = Starlette(

@@ -54,9 +54,9 @@ from pipeline.collector.hits import (
 )
 from pipeline.config import Settings
 from pipeline.events.decode import decode_json
+from pipeline.events.personal_data import contains_email
 from pipeline.events.reasons import Reason, Rejected
 from pipeline.events.validation import Event
-from pipeline.privacy.redaction import contains_email
 
 # -- Google's limits --------------------------------------------------------------------------
 
@@ -684,7 +684,8 @@ def _ga4_event(template: Hit, position: int, raw_event: dict[str, Any]) -> Hit:
 
 
 def _engagement(value: object) -> object:
-    # GA4 clients send engagement_time_msec as a number or a numeric string.
-    if isinstance(value, str) and value.isdigit():
+    # GA4 clients send engagement_time_msec as a number or a numeric string. ASCII digits
+    # only: int() refuses "²", which str.isdigit() takes (validation rejects the string).
+    if isinstance(value, str) and value.isascii() and value.isdigit():
         return int(value)
     return value

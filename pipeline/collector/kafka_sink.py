@@ -155,7 +155,8 @@ class KafkaSink:
 
     def _connected_producer(self) -> EventProducer:
         if self._producer is None:
-            self._producer = EventProducer(self.kafka, **PRODUCER_OPTIONS)
+            # Every event passed validation and scrubbing already (the collector's steps).
+            self._producer = EventProducer(self.kafka, **PRODUCER_OPTIONS, events_checked=True)
         return self._producer
 
     def _acknowledged(self, key: int) -> None:

@@ -38,7 +38,6 @@ from pipeline.collector.ga4 import GA4_MAX_EVENTS
 from pipeline.config import Settings
 from pipeline.errors import SessionflowError
 from pipeline.events.timestamps import MICROS, history_window, parse_event_ts
-from pipeline.events.validation import validate_event
 from pipeline.kafka.producer import EventProducer
 
 # A request of a GA4 sender holds the events of its client's last minutes: a batch is
@@ -236,8 +235,7 @@ class TrafficSender:
         self.oldest_us = int((now - max_past + _BACKDATE_MARGIN).timestamp() * MICROS)
         self.tally = Tally()
         self._http = _Http(host, port)
-        self._producer = EventProducer(settings.kafka)
-        self._history = history_window(settings.validation)
+        self._producer = EventProducer(settings.kafka, window=history_window(settings.validation))
         self._open: OrderedDict[tuple[str, str], _Batch] = OrderedDict()  # oldest first
         self._sent: OrderedDict[str, _Sent] = OrderedDict()  # GA4 event id -> its request
         self._seen: set[str] = set()  # event ids sent by the SDK or a browser
@@ -300,7 +298,7 @@ class TrafficSender:
     # -- the producer SDK -------------------------------------------------------------------
 
     def _produce(self, event: dict[str, Any], ts: int) -> None:
-        self._producer.send(validate_event(event, now_micros=self.now_us, window=self._history))
+        self._producer.send(event)  # validated and scrubbed by the SDK
         self.tally.produced += 1
         event_id = str(event["event_id"])
         if event_id in self._seen:

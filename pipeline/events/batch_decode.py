@@ -39,6 +39,7 @@ from pipeline.events.validation import (
     AMOUNT_EVENTS,
     EXACT_FLOAT_LIMIT,
     INT64_LIMIT,
+    PSEUDONYMOUS_ID_FIELDS,
     field_rules,
 )
 
@@ -50,6 +51,8 @@ _CANONICAL_TS = (
     r"(\.\d{1,6})?Z$"
 )
 _SECONDS_FORMAT = "%Y-%m-%dT%H:%M:%S"
+# An "@" (or its percent-encoding), a colon (IPv6) or only digits and dots (IPv4).
+_MAYBE_PERSONAL_ID = r"@|%40|:|^[0-9.]+$"
 
 
 @dataclass(frozen=True)
@@ -182,10 +185,18 @@ def _passes_checks(table: pa.Table, now_micros: int, window: TimestampWindow) ->
     )
     currency_ok = _null_or_in(table["currency"], currency_codes())
     country_ok = _null_or_in(table["country"], country_codes())
+    # Ids that might be an e-mail or IP address (check_pseudonymous_ids): the per-event
+    # path decides. Hashed ids (hex) never match, so the fast path keeps the common case.
+    ids_ok = [
+        pc.invert(pc.match_substring_regex(table[name], _MAYBE_PERSONAL_ID))
+        for name in PSEUDONYMOUS_ID_FIELDS
+    ]
     checks = [in_window, finite, amount_ok, currency_ok, country_ok]
     ok = pc.fill_null(checks[0], False)
     for check in checks[1:]:
         ok = pc.and_(ok, pc.fill_null(check, False))
+    for id_ok in ids_ok:  # a null id (no user_id) is fine
+        ok = pc.and_(ok, pc.fill_null(id_ok, True))
     return ok.combine_chunks() if isinstance(ok, pa.ChunkedArray) else ok
 
 

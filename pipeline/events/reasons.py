@@ -26,6 +26,7 @@ class Reason(StrEnum):
     NEGATIVE_NUMBER = "negative_number"
     NEGATIVE_AMOUNT = "negative_amount"
     BAD_TEXT = "bad_text"
+    NOT_PSEUDONYMOUS = "not_pseudonymous"  # a visitor or user id that is an e-mail or IP
     # Request and dialect level (collector).
     BAD_JSON = "bad_json"
     NO_EVENTS = "no_events"

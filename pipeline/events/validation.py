@@ -17,6 +17,7 @@ from functools import cache
 from typing import Any
 
 from pipeline.events.codes import country_codes, currency_codes
+from pipeline.events.personal_data import contains_email, is_ip_address
 from pipeline.events.reasons import Reason, Rejected
 from pipeline.events.schema import load_schema
 from pipeline.events.timestamps import (
@@ -196,11 +197,32 @@ def normalise_event_ts(
     return event
 
 
+# Ids that must arrive pseudonymous (the collector hashes its own; back ends producing
+# straight to Kafka or importing files must too). An e-mail address or an IP address sent
+# as one would be stored as it is and link a person across days.
+PSEUDONYMOUS_ID_FIELDS = ("visitor_id", "user_id")
+
+
+def check_pseudonymous_ids(event: Event) -> Event:
+    for name in PSEUDONYMOUS_ID_FIELDS:
+        value = event.get(name)
+        if value is None:
+            continue
+        if contains_email(value):
+            raise Rejected(
+                Reason.NOT_PSEUDONYMOUS, f"{name} holds an e-mail address: send a keyed hash"
+            )
+        if is_ip_address(value):
+            raise Rejected(Reason.NOT_PSEUDONYMOUS, f"{name} is an IP address: send a keyed hash")
+    return event
+
+
 _STEPS: tuple[Callable[[Event], Event], ...] = (
     drop_nulls,
     reject_unknown_fields,
     require_fields,
     check_field_types,
+    check_pseudonymous_ids,
     check_amounts,
     check_codes,
 )

@@ -10,8 +10,8 @@ from typing import Any
 from pipeline.config import Settings
 from pipeline.events.decode import decode_json
 from pipeline.events.reasons import MAX_LISTED_REJECTS, Rejected
-from pipeline.events.timestamps import history_window, now_micros
-from pipeline.events.validation import validate_event
+from pipeline.events.timestamps import history_window
+from pipeline.events.validation import require_object
 from pipeline.kafka.producer import EventProducer
 
 PROGRESS_EVERY = 50_000
@@ -36,14 +36,15 @@ def produce_file(settings: Settings, path: Path, say: Say) -> ProduceReport:
 def produce_events(
     settings: Settings, numbered: Iterable[tuple[int, Any]], say: Say
 ) -> ProduceReport:
-    """(line number, event or JSON line) pairs, validated, into Kafka; bad ones are listed."""
+    """(line number, event or JSON line) pairs into Kafka, validated and their URLs
+    scrubbed by the SDK; bad ones are listed."""
     window = history_window(settings.validation)
     report = ProduceReport()
-    with EventProducer(settings.kafka) as producer:
+    with EventProducer(settings.kafka, window=window) as producer:
         for line_number, raw in numbered:
             try:
                 event = decode_json(raw) if isinstance(raw, bytes) else raw
-                producer.send(validate_event(event, now_micros=now_micros(), window=window))
+                producer.send(require_object(event))
                 report.produced += 1
             except Rejected as rejected:
                 report.rejected += 1

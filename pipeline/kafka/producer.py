@@ -4,6 +4,13 @@
   in order per partition, even when the producer retries.
 - The message key is ``<site_id>/<visitor_id>``, so every event of one visitor on one site
   lands in one partition and one consumer sees that visitor's whole stream.
+- Validation and privacy before Kafka, as in the collector (DESIGN: data flow): each
+  event is validated (a back end's window: any past date) and its page URLs scrubbed
+  (utm_* kept, other query parameters and e-mails dropped; pipeline.privacy.urls). An
+  event that fails raises `Rejected` with its named reason, for example an unknown
+  field, or a visitor or user id that is an e-mail or IP address (not_pseudonymous).
+  The caller's dicts are not changed. The collector, whose events passed the same steps,
+  turns this off (`events_checked`).
 - Delivery errors are collected from the send futures and raised from ``flush()`` and
   ``close()``: an event is either acknowledged by the broker or reported, never dropped.
 
@@ -27,8 +34,11 @@ from kafka import KafkaProducer
 from kafka.errors import KafkaTimeoutError
 from kafka.partitioner import DefaultPartitioner
 
-from pipeline.config import KafkaSettings
+from pipeline.config import KafkaSettings, ValidationSettings
 from pipeline.errors import SessionflowError
+from pipeline.events.timestamps import TimestampWindow, history_window, now_micros
+from pipeline.events.validation import Event, validate_event
+from pipeline.privacy.urls import scrub_page_fields
 
 
 class DeliveryError(SessionflowError):
@@ -158,8 +168,12 @@ class EventProducer:
         batch_size: int = 256 * 1024,
         max_block_ms: int = 60_000,
         bootstrap_timeout_ms: int = 30_000,
+        window: TimestampWindow | None = None,
+        events_checked: bool = False,
     ) -> None:
         self.topic = topic or kafka.events_topic
+        self._window = window or history_window(ValidationSettings())
+        self._events_checked = events_checked
         settings = producer_settings(
             kafka,
             compression=compression,
@@ -178,7 +192,10 @@ class EventProducer:
         on_delivered: Callable[[], None] | None = None,
         on_failed: Callable[[BaseException], None] | None = None,
     ) -> None:
-        """Queue one event. Without `on_failed`, a delivery failure is raised by flush()."""
+        """Queue one event. Without `on_failed`, a delivery failure is raised by flush().
+        Raises `Rejected` for an invalid event (see the module's notes)."""
+        if not self._events_checked:
+            event = self.checked(event)
         try:
             future = self._producer.send(
                 self.topic, key=partition_key(event), value=encode_event(event)
@@ -192,11 +209,13 @@ class EventProducer:
 
     def send_all(self, events: Iterable[Mapping[str, Any]]) -> int:
         """Queue every event; failures are raised by flush(). The loop is send()'s, with
-        the per-event lookups hoisted out of it."""
+        the per-event lookups hoisted out of it. An event `send` refuses raises `Rejected`
+        there, the events before it queued."""
         send, topic, errback = self._producer.send, self.topic, self._errors.append
         count = 0
         try:
-            for event in events:
+            for given in events:
+                event = given if self._events_checked else self.checked(given)
                 key = f"{event['site_id']}/{event['visitor_id']}".encode()  # partition_key
                 send(topic, key=key, value=encode_event(event)).add_errback(errback)
                 count += 1
@@ -205,6 +224,11 @@ class EventProducer:
         finally:
             self.sent += count
         return count
+
+    def checked(self, event: Mapping[str, Any]) -> Event:
+        """A copy of `event`, validated and its URLs scrubbed, or `Rejected`."""
+        valid = validate_event(dict(event), now_micros=now_micros(), window=self._window)
+        return scrub_page_fields(valid)
 
     def _no_metadata(self) -> DeliveryError:
         return DeliveryError(

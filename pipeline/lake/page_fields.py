@@ -14,8 +14,9 @@ from collections.abc import Callable
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pipeline.events.personal_data import contains_email
 from pipeline.events.validation import field_rules
-from pipeline.privacy.redaction import contains_email, redact_emails
+from pipeline.privacy.redaction import redact_emails
 from pipeline.privacy.urls import UTM_KEYS, scrub_url
 
 

@@ -9,14 +9,9 @@ from __future__ import annotations
 import ipaddress
 import re
 
+from pipeline.events.personal_data import EMAIL as _EMAIL
+
 EMAIL_PLACEHOLDER = "[email]"
-# Local part: RFC 5322 atom characters, at most 64 of them (the RFC's limit, which also
-# keeps the search linear). The "@" may still be percent-encoded when the URL was
-# encoded twice. The top-level domain starts with a letter, so that package versions
-# such as "react@18.2.0" are not taken for addresses.
-_EMAIL = re.compile(
-    r"[\w.!#$%&'*+/=?^`{|}~-]{1,64}(?:@|%40)[\w-]{1,63}(?:\.[\w-]{1,63})*\.[^\W\d_][\w-]+"
-)
 _IPV4 = re.compile(r"(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?![\d.])")
 _IPV6_CANDIDATE = re.compile(r"[0-9A-Fa-f:]*:[0-9A-Fa-f:]*:[0-9A-Fa-f:]*")
 
@@ -36,7 +31,3 @@ def _ipv6_or_same(match: re.Match[str]) -> str:
     except ValueError:
         return match.group(0)  # e.g. a clock time "10:00:00"
     return "[ip]"
-
-
-def contains_email(text: str) -> bool:
-    return _EMAIL.search(text) is not None

@@ -52,6 +52,19 @@ class SaltStore:
             self._cache.pop(yesterday, None)  # forgotten in memory too
         return current, self._cache.get(yesterday)
 
+    def destroy_expired_at(self, now: datetime) -> None:
+        """Destroy what has expired at `now`, on disk and in memory, without creating a
+        salt: the collector calls it on a timer, so salts go on time even when no request
+        comes to ask for one."""
+        local = now.astimezone(self.zone)
+        today = local.date()
+        midnight = datetime.combine(today, datetime.min.time(), self.zone)
+        keep_yesterday = local - midnight < self.keep_previous
+        if self.directory.is_dir():
+            self.destroy_expired(today, keep_yesterday)
+        oldest_kept = today - timedelta(days=1 if keep_yesterday else 0)
+        self._cache = {day: salt for day, salt in self._cache.items() if day >= oldest_kept}
+
     def destroy_expired(self, today: date, keep_yesterday: bool) -> None:
         oldest_kept = today - timedelta(days=1 if keep_yesterday else 0)
         for path in self.directory.glob("salt-*"):

@@ -18,9 +18,10 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
+from pipeline.events.personal_data import contains_email
 from pipeline.events.reasons import Reason, Rejected
 from pipeline.events.validation import Event, check_field_types
-from pipeline.privacy.redaction import contains_email, redact_emails
+from pipeline.privacy.redaction import redact_emails
 
 # Parameters that ad platforms append to a landing URL to identify one ad click.
 # Lower-case; names are matched case-insensitively. Left out on purpose: gclsrc only

@@ -71,7 +71,9 @@ def test_produce_synthetic(kafka_settings: Settings) -> None:
     result = cli(kafka_settings, "produce", "--synthetic", "--days", "2", "--events-per-day", "200")
     assert result.returncode == 0, result.stderr
     produced = int(result.stdout.split("produced ")[1].split(" ")[0])
-    assert produced > 200
+    # Yesterday's whole day (about 200) and today's so far: just after midnight UTC that
+    # is little more than yesterday's, so not "over 200".
+    assert produced > 100
     assert (
         len(read_topic(kafka_settings.kafka.bootstrap, kafka_settings.kafka.events_topic, produced))
         == produced

@@ -19,7 +19,7 @@ ALLOWED: dict[str, set[str]] = {
     "events": set(),
     "privacy": {"events"},
     "sessions": {"events", "privacy"},
-    "kafka": {"events"},
+    "kafka": {"events", "privacy"},  # the SDK scrubs as the collector does (DESIGN: data flow)
     "collector": {"events", "privacy", "kafka"},
     "lake": {"events", "privacy", "sessions"},
     "warehouse": {"events", "lake", "sessions"},

@@ -106,10 +106,20 @@ def test_collector_window_bounds_past_and_future_history_only_future() -> None:
         ({"event_id": ""}, Reason.EMPTY_FIELD),
         ({"site_id": 5}, Reason.WRONG_TYPE),
         ({"ip": "1.2.3.4"}, Reason.UNKNOWN_FIELD),
+        # Ids must arrive pseudonymous: an e-mail or IP address would be stored as it is.
+        ({"visitor_id": "alice@example.com"}, Reason.NOT_PSEUDONYMOUS),
+        ({"user_id": "bob%40example.org"}, Reason.NOT_PSEUDONYMOUS),
+        ({"visitor_id": "192.0.2.7"}, Reason.NOT_PSEUDONYMOUS),
+        ({"user_id": "2001:db8::1"}, Reason.NOT_PSEUDONYMOUS),
     ],
 )
 def test_field_rules(fields: dict[str, Any], reason: str) -> None:
     assert reason_of(event(**fields)) == reason
+
+
+def test_ids_that_only_look_personal_pass() -> None:
+    for visitor in ("react@18.2.0", "1.2.3", "v-192.0.2.7", "9f86d081884c7d65"):
+        assert validate_event(event(visitor_id=visitor), now_micros=NOW, window=COLLECTOR)
 
 
 def test_integers_at_the_arrow_limits_pass() -> None:

@@ -29,6 +29,24 @@ def test_salt_rotates_daily_and_old_salts_are_destroyed(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["salt-2026-11-17"]
 
 
+def test_expired_salts_are_destroyed_without_a_request(tmp_path: Path) -> None:
+    # The collector's timer: an idle collector keeps no salt past its time.
+    store = SaltStore(tmp_path, "UTC", keep_previous=timedelta(minutes=30))
+    monday, _ = store.salts(at("2026-11-16T12:00:00"))
+    store.salts(at("2026-11-17T00:10:00"))
+    (tmp_path / "salt-2026-11-13").write_bytes(b"x" * 32)  # left by an older run
+    store.destroy_expired_at(at("2026-11-17T00:20:00"))  # within the window: only the old one
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["salt-2026-11-16", "salt-2026-11-17"]
+    store.destroy_expired_at(at("2026-11-17T00:31:00"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["salt-2026-11-17"]
+    assert store.salts(at("2026-11-17T00:32:00"))[1] is None  # gone from memory too
+    assert monday not in store._cache.values()
+    SaltStore(tmp_path / "none", "UTC", timedelta(minutes=30)).destroy_expired_at(
+        at("2026-11-17T00:00:00")
+    )
+    assert not (tmp_path / "none").exists()  # creates nothing
+
+
 def test_salt_day_follows_the_property_time_zone(tmp_path: Path) -> None:
     store = SaltStore(tmp_path, "America/New_York", keep_previous=timedelta(minutes=30))
     store.salts(at("2026-11-17T03:00:00"))  # 22:00 on the 16th in New York

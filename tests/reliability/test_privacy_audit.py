@@ -1,0 +1,520 @@
+"""Privacy audit after a full run (issue 14, part 4).
+
+One end-to-end run on the test broker, in a data dir of its own: a real `sessionflow
+collect` behind a trusted proxy header takes known identifying values through every
+protocol (PlainSignal and Plausible bodies on /api/event, GA4 MP /mp/collect and its
+validation server /debug/mp/collect, gtag.js /g/collect GET and POST), `sessionflow
+produce --file` and `sessionflow import` take canonical events with e-mail addresses in
+their URLs, the SDK one more (and refuses an e-mail as a user id, and an IP field), a
+back end writing its own bytes past the SDK sends a bad event for the dead-letter path;
+then `consume
+--until-caught-up`, `run daily`, and `report`, every command with --verbose and its output
+kept. The scan then reads every topic the run used (and Kafka's internal ones), the
+broker's log segments (raw and decompressed), every file of the data dir (raw, Parquet
+rows, every DuckDB table), the Prefect server's state and every log, and finds none of
+the IPs, user agents, client ids, user ids or e-mail addresses sent.
+
+What the product promises (DESIGN.md, Privacy; README, Privacy), and so what is asserted:
+- no raw IP, user agent, client id, user id or e-mail in Kafka, Parquet, DuckDB or logs;
+- URL query strings keep only utm_* (an ad click id only as its type); e-mail addresses
+  anywhere in a URL or a campaign field are redacted to "[email]";
+- a salt older than yesterday's is destroyed, and yesterday's too once the session
+  timeout after midnight has passed. Canonical events (`produce`, `import`, the SDK)
+  carry ids already pseudonymous by contract; validation refuses one that is an e-mail or
+  IP address (not_pseudonymous), and their URLs are scrubbed like the collector's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import httpx
+import pyarrow.parquet as pq
+import pytest
+from kafka import KafkaAdminClient, KafkaProducer
+
+from pipeline.config import load_settings
+from pipeline.events.reasons import Rejected
+from pipeline.kafka.producer import EventProducer
+from tests.conftest import free_port, run_cli
+from tests.integration.conftest import collector_env, start_collector
+from tests.reliability.privacy_scan import Identifiers, Scan
+
+SITE = "shop.example"
+# The raw message a back end writes past the SDK (see _produce_and_import): values sent
+# only there.
+RAW_KIND = "raw_message"
+RAW_EMAIL = "judy.{tok}@example.com"
+RAW_IP = "192.0.2.99"
+TIMEOUT_MINUTES = 30  # the session timeout: how long yesterday's salt may live after midnight
+
+
+@dataclass
+class Run:
+    """The run's places and what it sent."""
+
+    token: str  # in every marked identifier, and in nothing else the run sends
+    raw_token: str  # in the raw message's values only
+    data_dir: Path
+    logs: Path
+    env: dict[str, str]
+    topic_prefix: str
+    sent: Identifiers
+    accepted: dict[str, int]  # events answered 2xx (or produced, imported), by path
+    last_cookie_free: tuple[datetime, datetime] | None = None  # around the last salted hit
+
+
+def _ua(base: str, marker: str) -> str:
+    return f"{base} {marker}/1.0"
+
+
+_BROWSERS = [
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36",
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 14.6; rv:133.0) Gecko/20100101 Firefox/133.0",
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1",
+    "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Mobile Safari/537.36 EdgA/131.0.0.0",
+]
+# Client addresses from the documentation ranges (RFC 5737, RFC 3849), one per range.
+_IPS = ["192.0.2.45", "198.51.100.137", "203.0.113.201", "2001:db8:4a7:1::c0de"]
+
+
+def _ga_client_id() -> str:
+    # GA4's shape: random number, a dot, first-visit epoch seconds. Both random here (and
+    # the second far from today's epoch), so that 21 such digits match nothing by chance.
+    return f"{secrets.randbelow(9 * 10**9) + 10**9}.{secrets.randbelow(10**9) + 2 * 10**9}"
+
+
+def _now_micros() -> int:
+    return time.time_ns() // 1000
+
+
+def _log(run: Run, name: str, result: Any) -> None:
+    # Every command's output is a log the scan reads.
+    (run.logs / f"{name}.log").write_text(f"{result.stdout}\n--- stderr\n{result.stderr}")
+
+
+# -- the run -------------------------------------------------------------------------------
+
+
+def _send_collector_traffic(run: Run, url: str) -> None:
+    tok, sent, accepted = run.token, run.sent, run.accepted
+    markers = [f"AuditUa{tok}{letter}" for letter in "ABCD"]
+    agents = [_ua(base, marker) for base, marker in zip(_BROWSERS, markers, strict=True)]
+    sent.add("ip", *_IPS)
+    sent.add("user_agent", *agents, *markers)
+    sent.add("marker", tok)  # every marked identifier holds it: catches partial leaks too
+    email_query = f"alice.{tok}@example.com"  # in query strings, as is and encoded
+    email_path = f"bob.{tok}@example.org"  # in URL paths
+    email_ref = f"carol.{tok}@example.net"  # in referrers
+    email_utm = f"dave.{tok}@example.com"  # typed into utm_campaign
+    email_param = f"erin.{tok}@example.com"  # in event params, props, user properties
+    email_user = f"frank.{tok}@example.com"  # as a user id
+    sent.add("email", email_query, email_path, email_ref, email_utm, email_param, email_user)
+    page = (
+        f"https://{SITE}/account/{email_path}/orders?email={quote(email_query)}"
+        f"&contact={email_query}&utm_source=newsletter&utm_medium=email"
+        f"&utm_campaign=spring-{quote(email_utm)}&gclid=Cj0KCQ{tok}gclid#{email_query}"
+    )
+    referrer = f"https://mail.example/inbox?to={email_ref}&from={quote(quote(email_ref))}"
+    sent.add("marker", f"Cj0KCQ{tok}gclid")  # a click id's value: only its type may stay
+
+    with httpx.Client(base_url=url, timeout=30.0) as client:
+        for index, (ip, agent) in enumerate(zip(_IPS, agents, strict=True)):
+            # A proxy chain: the first entry is the client (collector.client_ip_header).
+            forwarded = ip if index % 2 == 0 else f"{ip}, 10.20.30.40"
+            headers = {"User-Agent": agent, "X-Forwarded-For": forwarded, "CF-IPCountry": "DE"}
+            # A browser's first-party cookies ride along; the collector reads none.
+            cookie_client = _ga_client_id()
+            sent.add("client_id", cookie_client, f"GA1.1.{cookie_client}")
+            cookie = {"Cookie": f"_ga=GA1.1.{cookie_client}; email={quote(email_param)}"}
+
+            # 1. PlainSignal body (our tracker), JSON.
+            body: dict[str, Any] = {"name": "page_view", "url": page, "referrer": referrer}
+            answer = client.post("/api/event", json=body, headers={**headers, **cookie})
+            assert answer.status_code == 202 and answer.json() == {"accepted": 1}, answer.text
+            body = {"name": "sign_up", "url": page, "value": 5, "currency": "USD"}
+            answer = client.post("/api/event", json=body, headers=headers)
+            assert answer.status_code == 202 and answer.json() == {"accepted": 1}, answer.text
+            accepted["plainsignal"] += 2
+
+            # 2. Plausible's Events API body, as its trackers send it (text/plain).
+            plausible = {"n": "pageview", "u": page, "d": SITE, "r": referrer,
+                         "p": {"email": email_param, "plan": "gold"}}  # fmt: skip
+            answer = client.post(
+                "/api/event", content=json.dumps(plausible),
+                headers={**headers, "Content-Type": "text/plain"},
+            )  # fmt: skip
+            assert answer.status_code == 202 and "X-Plausible-Dropped" not in answer.headers
+            accepted["plausible"] += 1
+
+            # 3. GA4 Measurement Protocol: raw client id and user id (an e-mail for one
+            # visitor), personal user properties and params, URLs with e-mails.
+            client_id, user_id = _ga_client_id(), f"user-{tok}-{index}"
+            sent.add("client_id", client_id)
+            sent.add("user_id", user_id)
+            stamp = _now_micros() - 60_000_000
+            ga4 = {
+                "client_id": client_id,
+                "user_id": email_user if index == 0 else user_id,
+                "timestamp_micros": stamp,
+                "user_properties": {"email": {"value": email_param},
+                                    "plan": {"value": "gold"},
+                                    "customer_ref": {"value": email_param}},
+                "device": {"category": "desktop", "browser": "Chrome"},
+                "events": [
+                    {"name": "page_view", "params": {
+                        "page_location": page, "page_referrer": referrer,
+                        "session_id": str(1700000000 + index), "engagement_time_msec": 1200,
+                        "customer_email": email_param, "campaign": f"promo-{email_utm}"}},
+                    {"name": "purchase", "params": {
+                        "page_location": page, "session_id": str(1700000000 + index),
+                        "transaction_id": f"T-{uuid.uuid4().hex[:8]}", "value": 42.5,
+                        "currency": "USD", "customer_email": email_param}},
+                ],
+            }  # fmt: skip
+            mp_query = f"/mp/collect?measurement_id={SITE}"
+            answer = client.post(mp_query, json=ga4, headers=headers)
+            assert answer.status_code == 204, answer.text
+            accepted["ga4_mp"] += 2
+
+            # 4. The validation server: answers, produces nothing; its client id is sent
+            # nowhere else, so it must be found nowhere at all.
+            debug_client = _ga_client_id()
+            sent.add("client_id", debug_client)
+            answer = client.post(
+                f"/debug/mp/collect?measurement_id={SITE}",
+                json={**ga4, "client_id": debug_client}, headers=headers,
+            )  # fmt: skip
+            assert answer.json() == {"validationMessages": []}, answer.text
+
+            # 5. gtag.js: cid/uid in the query, the _ga cookie beside them, a GET beacon
+            # and a POST of two event lines.
+            cid, uid = _ga_client_id(), f"uid-{tok}-{index}"
+            sent.add("client_id", cid, f"GA1.1.{cid}")
+            sent.add("user_id", uid)
+            shared = {"v": "2", "tid": SITE, "cid": cid, "uid": uid, "sid": str(1700000100 + index),
+                      "dl": page, "dr": referrer, "ul": "de-de"}  # fmt: skip
+            gtag_headers = {**headers, "Cookie": f"_ga=GA1.1.{cid}; _ga_X=GS1.1.{cid}"}
+            event = {**shared, "en": "page_view", "ep.customer_email": email_param, "_et": "900"}
+            answer = client.get("/g/collect", params=event, headers=gtag_headers)
+            assert answer.status_code == 204, answer.text
+            lines = "\n".join(
+                urlencode({"en": name, "ep.customer_email": email_param, "_et": "300"})
+                for name in ("scroll", "click")
+            )
+            answer = client.post(
+                f"/g/collect?{urlencode(shared)}", content=lines,
+                headers={**gtag_headers, "Content-Type": "text/plain"},
+            )  # fmt: skip
+            assert answer.status_code == 204, answer.text
+            accepted["gtag"] += 3
+
+        # Rejected requests: their reasons go back to the client, never to a log.
+        headers = {"User-Agent": agents[0], "X-Forwarded-For": _IPS[0]}
+        bad_plain = {"name": "page_view", "url": page, "currency": email_param}
+        assert client.post("/api/event", json=bad_plain, headers=headers).status_code == 400
+        bad_client = _ga_client_id()
+        bad_mp = {"client_id": bad_client, "user_id": email_user,
+                  "events": [{"name": f"x{tok}bad-name", "params": {"page_location": page}}]}  # fmt: skip
+        sent.add("client_id", bad_client)
+        sent.add("marker", f"x{tok}bad-name")
+        answer = client.post(f"/mp/collect?measurement_id={SITE}", json=bad_mp, headers=headers)
+        assert answer.status_code == 400, answer.text
+        answer = client.get(
+            "/g/collect", params={"v": "1", "tid": SITE, "cid": cid, "uid": email_user, "en": "x"},
+            headers=headers,
+        )  # fmt: skip
+        assert answer.status_code == 400, answer.text
+
+        # The last salted (cookie-free) hit: the salt check below is timed from it.
+        before = datetime.now(UTC)
+        body = {"name": "page_view", "url": f"https://{SITE}/last"}
+        answer = client.post(
+            "/api/event", json=body, headers={"User-Agent": agents[1], "X-Forwarded-For": _IPS[1]}
+        )
+        assert answer.status_code == 202, answer.text
+        run.last_cookie_free = (before, datetime.now(UTC))
+        accepted["plainsignal"] += 1
+
+        # Wait (bounded) until Kafka acknowledged everything the collector took.
+        total = sum(accepted.values())
+        deadline = time.monotonic() + 60
+        while (health := client.get("/health").json())["delivered"] < total:
+            assert time.monotonic() < deadline, health
+            time.sleep(0.1)  # polling a condition, with a deadline
+        assert health["outcomes"].get("accepted") == total, health
+
+
+def _canonical(index: int, email: str, **fields: Any) -> dict[str, Any]:
+    ts = datetime.now(UTC) - timedelta(hours=2, minutes=index)
+    return {
+        "event_id": f"file-{uuid.uuid4().hex}",
+        "event_name": "page_view",
+        "event_ts": ts.isoformat(),
+        "site_id": SITE,
+        # Already pseudonymous by contract (a keyed hash): not an identifier we send.
+        "visitor_id": hashlib.sha256(f"visitor-{index}".encode()).hexdigest()[:32],
+        "page_url": f"https://{SITE}/u/{email}/cart?email={quote(email)}&utm_source=crm&utm_campaign=x-{email}",
+        "page_referrer": f"https://mail.example/?to={email}",
+        **fields,
+    }
+
+
+def _produce_and_import(run: Run, work: Path) -> None:
+    # `produce --file`: canonical events validated into Kafka.
+    tok = run.token
+    emails = [f"grace.{tok}@example.com", f"heidi.{tok}@example.com", f"ivan.{tok}@example.com"]
+    run.sent.add("email", *emails)
+    produced = work / "produce.jsonl"
+    rows = [_canonical(i, emails[0]) for i in range(3)]
+    bad = _canonical(9, emails[0], currency=emails[1])  # a rejected line
+    produced.write_text("\n".join(json.dumps(row) for row in [*rows, bad]) + "\n")
+    result = run_cli(run.env, "--verbose", "produce", "--file", str(produced))
+    _log(run, "produce", result)
+    assert result.returncode == 4, result.stdout + result.stderr  # one line rejected
+    assert "produced 3 events; rejected 1" in result.stdout
+    run.accepted["produce"] += 3
+
+    # The SDK, as a back end uses it: it validates and scrubs as the collector does, so an
+    # e-mail in a URL is redacted before Kafka, and an e-mail as the user id, or a field
+    # holding an IP, is refused with its reason.
+    kafka = load_settings(environ=run.env).kafka
+    sdk_email = f"karl.{tok}@example.com"
+    run.sent.add("email", sdk_email)
+    with EventProducer(kafka) as producer:
+        producer.send(_canonical(11, sdk_email))
+        refused = {
+            "not_pseudonymous": _canonical(12, sdk_email, user_id=sdk_email),
+            "unknown_field": _canonical(13, sdk_email, client_ip=_IPS[0]),
+        }
+        for reason, event in refused.items():
+            with pytest.raises(Rejected) as caught:
+                producer.send(event)
+            assert caught.value.reason == reason
+    run.accepted["sdk"] += 1
+
+    # A back end writing its own bytes past the SDK: one event the consumer rejects (an
+    # unknown field), for the dead-letter topic and lake/rejected, whose payloads keep no
+    # e-mail or IP. The message holds them on the events topic: values of its own, which
+    # the scan expects there and nowhere else.
+    dead = _canonical(10, RAW_EMAIL.format(tok=run.raw_token), client_ip=RAW_IP)
+    raw = KafkaProducer(bootstrap_servers=kafka.bootstrap, acks="all")
+    try:
+        raw.send(kafka.events_topic, key=f"{SITE}/x".encode(), value=json.dumps(dead).encode())
+        raw.flush(timeout=30)
+    finally:
+        raw.close(timeout=5)
+    run.sent.add(RAW_KIND, RAW_EMAIL.format(tok=run.raw_token), RAW_IP, run.raw_token)
+
+    # `import`: canonical events straight into the lake, one bad line among them.
+    imported = work / "import.jsonl"
+    rows = [_canonical(20 + i, emails[0]) for i in range(3)]
+    bad = _canonical(29, emails[0], currency=emails[2], client_ip=_IPS[3])
+    imported.write_text("\n".join(json.dumps(row) for row in [*rows, bad]) + "\n")
+    result = run_cli(run.env, "--verbose", "import", str(imported))
+    _log(run, "import", result)
+    assert result.returncode == 4, result.stdout + result.stderr
+    run.accepted["import"] += 3
+
+
+def _topics(bootstrap: str) -> set[str]:
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        return set(admin.list_topics())
+    finally:
+        admin.close()
+
+
+def _broker_dirs(base: Path, bootstrap: str) -> list[Path]:
+    """The session broker's KRaft log dirs (tests/conftest.py starts it under the pytest
+    base temp dir); none when KAFKA_BOOTSTRAP_SERVERS names an outside broker."""
+    port = bootstrap.rsplit(":", 1)[-1]
+    dirs = set()  # resolved: pytest links kafkacurrent to kafka0
+    for properties in base.glob("kafka*/server.properties"):
+        if f"PLAINTEXT://127.0.0.1:{port}," in properties.read_text():
+            dirs.add(properties.parent.resolve())
+    return sorted(dirs)
+
+
+@pytest.fixture
+def audit_run(kafka_bootstrap: str, tmp_path: Path) -> Run:
+    """The run's settings: topics, consumer group and data dir of its own, a collector
+    trusting the proxy headers, Prefect's local files in the test's directory."""
+    prefix = f"audit.{uuid.uuid4().hex[:10]}"
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    env = collector_env(
+        kafka_bootstrap, tmp_path / "data", free_port(), prefix,
+        SESSIONFLOW_COLLECTOR__CLIENT_IP_HEADER="X-Forwarded-For",
+        SESSIONFLOW_PRIVACY__COUNTRY_HEADER="CF-IPCountry",
+        SESSIONFLOW_CONSUMER__GROUP_ID=f"{prefix}.lake",
+        PREFECT_HOME=str(tmp_path / "prefect-home"),
+    )  # fmt: skip
+    paths = ("plainsignal", "plausible", "ga4_mp", "gtag", "produce", "sdk", "import")
+    return Run(
+        token=secrets.token_hex(5),
+        raw_token=secrets.token_hex(5),
+        data_dir=tmp_path / "data",
+        logs=logs,
+        env=env,
+        topic_prefix=prefix,
+        sent=Identifiers(),
+        accepted=dict.fromkeys(paths, 0),
+    )
+
+
+def test_no_identifier_survives_a_full_run(
+    audit_run: Run,
+    kafka_bootstrap: str,
+    tmp_path: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    shared_prefect_server: Any,
+) -> None:
+    started = time.monotonic()
+    laps: list[str] = []
+
+    def lap(name: str) -> None:
+        laps.append(f"{name} {time.monotonic() - started:.0f}")
+
+    run = audit_run
+    settings = load_settings(environ=run.env)
+    topics_before = _topics(kafka_bootstrap)
+
+    # Salts from before the run: three and two days old, past any use. Seeded as the
+    # product writes them (salt-YYYY-MM-DD, 32 random bytes).
+    salt_dir = settings.salt_dir
+    salt_dir.mkdir(parents=True, mode=0o700)
+    today = datetime.now(UTC).date()
+    seeded = [salt_dir / f"salt-{today - timedelta(days=back)}" for back in (3, 2)]
+    for path in seeded:
+        path.write_bytes(secrets.token_bytes(32))
+
+    collector = start_collector(run.env, run.logs / "collector.log")
+    try:
+        # Expired salts go at start-up, before any request asks for a salt: an idle
+        # collector keeps none past its time.
+        deadline = time.monotonic() + 30
+        while any(path.exists() for path in seeded):
+            assert time.monotonic() < deadline, sorted(p.name for p in salt_dir.iterdir())
+            time.sleep(0.05)  # polling a condition, with a deadline
+        _send_collector_traffic(run, collector.url)
+    finally:
+        collector.stop()  # SIGTERM: flushes its buffer and its log
+    collector_log = (run.logs / "collector.log").read_text()
+    assert "DEBUG" in collector_log  # the scan covers the most verbose level
+    lap("collector")
+
+    _produce_and_import(run, tmp_path)
+    lap("produce+import")
+
+    result = run_cli(run.env, "--verbose", "consume", "--until-caught-up", timeout=300)
+    _log(run, "consume", result)
+    assert result.returncode == 0, result.stdout + result.stderr
+    lap("consume")
+    day = datetime.now(UTC).date()  # after the events: the look-back covers yesterday's
+    result = run_cli(run.env, "--verbose", "run", "daily", "--date", str(day), timeout=300)
+    _log(run, "run-daily", result)
+    assert result.returncode == 0, result.stdout + result.stderr
+    lap("run daily")
+    result = run_cli(run.env, "--verbose", "report", timeout=300)
+    _log(run, "report", result)
+    assert result.returncode == 0, result.stdout + result.stderr
+    lap("report")
+
+    # -- the run reached everywhere it should (a scan of empty places proves nothing) ------
+    lake = sorted((run.data_dir / "lake" / "events").rglob("*.parquet"))
+    lake_rows = pq.ParquetDataset(lake).read() if lake else None
+    assert lake_rows is not None
+    assert lake_rows.num_rows == sum(run.accepted.values()), run.accepted
+    pages = [u for u in lake_rows.column("page_url").to_pylist() if u]
+    # The promise for URLs: only utm_* stays in a query, e-mails become "[email]".
+    assert pages and all("[email]" in page for page in pages if "/last" not in page), pages[:3]
+    assert not any(name in page for page in pages for name in ("email=", "contact=", "gclid="))
+    assert set(lake_rows.column("click_id_type").to_pylist()) >= {"gclid"}
+    rejected = sorted((run.data_dir / "lake" / "rejected").rglob("*.parquet"))
+    assert sum(pq.read_metadata(p).num_rows for p in rejected) == 2  # import's + the raw one
+    assert sorted(run.data_dir.glob("marts/**/*.parquet")), "no marts were written"
+
+    # -- salts -------------------------------------------------------------------------------
+    assert run.last_cookie_free is not None
+    first, last = run.last_cookie_free
+    midnight = datetime.combine(first.date(), datetime.min.time(), UTC)
+    allowed: set[date] = {first.date(), last.date()}
+    if first - midnight < timedelta(minutes=TIMEOUT_MINUTES) or first.date() != last.date():
+        allowed.add(first.date() - timedelta(days=1))  # sessions may still cross midnight
+    salts = {p.name: p for p in salt_dir.glob("salt-*")}
+    kept = {date.fromisoformat(name.removeprefix("salt-")) for name in salts}
+    assert not any(path.exists() for path in seeded), sorted(salts)
+    assert kept <= allowed, (sorted(kept), sorted(allowed))
+    assert kept & {first.date(), last.date()}, "the salt of the last hit's day is missing"
+
+    # -- the scan ---------------------------------------------------------------------------
+    # Controls: the flow's log line (names the tables it built) and the scrubbed URLs'
+    # placeholder must be seen where they were written, or the scan is looking elsewhere.
+    controls = ["daily_site_summary", "[email]"]
+    scan = Scan(run.sent.needles(), anchors=[run.token, run.raw_token], controls=controls)
+    topics_after = _topics(kafka_bootstrap)
+    run_topics = {t for t in topics_after if t.startswith(run.topic_prefix)}
+    new_app_topics = {
+        t for t in topics_after - topics_before if not t.startswith(("test.", "audit."))
+    }
+    internal = {t for t in topics_after if t.startswith("__")}
+    assert {settings.kafka.events_topic, settings.kafka.dlq_topic} <= run_topics
+    scan.topics(kafka_bootstrap, run_topics | new_app_topics | internal)
+    # Everything but `import` went through the events topic; the raw bad event is on the
+    # dead-letter topic too.
+    produced = sum(run.accepted.values()) - run.accepted["import"] + 1
+    assert scan.messages[settings.kafka.events_topic] >= produced, scan.messages
+    assert scan.messages[settings.kafka.dlq_topic] == 1, scan.messages
+
+    broker_dirs = _broker_dirs(tmp_path_factory.getbasetemp(), kafka_bootstrap)
+    for broker in broker_dirs:
+        for partition in sorted((broker / "kraft").iterdir()):
+            topic = partition.name.rsplit("-", 1)[0]
+            if partition.is_dir() and topic in run_topics | new_app_topics | internal:
+                scan.broker_partition_dir(partition)
+        scan.tree(broker / "logs", "broker-logs")
+    # The lake, lake/rejected, the marts, the warehouse, the consumer state, the salts,
+    # the spill directory and the report.
+    scan.tree(run.data_dir, "data")
+    scan.tree(run.logs, "logs")  # the collector's log and every command's output
+    if (tmp_path / "prefect-home").exists():  # a temporary Prefect server keeps its DB here
+        scan.tree(tmp_path / "prefect-home", "prefect-home")
+    server = shared_prefect_server.server
+    if server is not None:  # flow runs' logs live in the Prefect server's database
+        scan.tree(server.state_dir, "prefect-server")
+    assert scan.controls[b"daily_site_summary"] & {"prefect-server", "prefect-home"}, (
+        f"the flow's logs were not where the scan looked: {scan.controls}"
+    )
+    scrubbed_in = {"kafka", "data"} | ({"broker"} if broker_dirs else set())
+    assert scrubbed_in <= scan.controls[b"[email]"], scan.controls
+
+    # Every identifier the run sent, in every spelling: found nowhere.
+    sent = run.sent.counts()
+    places = scan.summary()
+    lap("scan")
+    # The raw message itself, on the events topic (as sent, and in the broker's segment
+    # of its partition), is the back end's own write; anywhere else it is a leak.
+    events = settings.kafka.events_topic
+    own = (f"kafka:{events}/", f"broker:{events}-")
+    expected = [h for h in scan.hits if h.kind == RAW_KIND and h.where.startswith(own)]
+    assert expected, "the raw message was not found where it was sent: the scan is blind"
+    hits = sorted({(h.kind, h.value, h.where) for h in scan.hits if h not in expected})
+    print(
+        f"\nprivacy audit: sent {sent}; accepted {sum(run.accepted.values())} events "
+        f"({', '.join(f'{k} {v}' for k, v in run.accepted.items())}); scanned {places}; "
+        f"broker dirs {len(broker_dirs)}; hits {len(hits)} (and {len(expected)} expected: the "
+        f"raw message where it was sent); s since start: {', '.join(laps)}",
+        file=sys.stderr,
+    )
+    assert not hits, "\n".join(f"{kind} {value!r} in {where}" for kind, value, where in hits[:40])
