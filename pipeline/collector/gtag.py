@@ -153,6 +153,8 @@ def _currency(params: dict[str, str]) -> str | None:
 def _engagement(value: str | None) -> int | None:
     if value is None or value == "":
         return None
-    if not value.isascii() or not value.isdigit() or int(value) > _MAX_ENGAGEMENT_MS:
+    # Past 19 significant digits it is out of range; int() would refuse past 4300 digits.
+    too_long = len(value.lstrip("0")) > len(str(_MAX_ENGAGEMENT_MS))
+    if not value.isascii() or not value.isdigit() or too_long or int(value) > _MAX_ENGAGEMENT_MS:
         raise Rejected(Reason.WRONG_TYPE, "_et must be a whole number of milliseconds")
     return int(value)

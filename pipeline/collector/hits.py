@@ -112,7 +112,9 @@ def optional_micros(payload: dict[str, Any], key: str) -> int | None:
     value = payload.get(key)
     if value is None:
         return None
-    if isinstance(value, str) and value.isdigit():
+    # ASCII digits only: str.isdigit() takes "²", which int() refuses; and int() refuses
+    # more than 4300 digits. Either is a bad timestamp, not a crash.
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 4300:
         return int(value)
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
         return value
