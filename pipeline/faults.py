@@ -16,6 +16,7 @@ from pipeline.config import FAULT_ENV
 
 POINTS = ("after_commit", "after_marts", "after_manifest")  # a warehouse build's
 CONSUMER_POINTS = ("after_lake_write", "after_snapshot")  # a consumer cycle's
+REBALANCE_POINTS = ("on_revoke", "on_assign")  # a consumer's rebalance listener's
 _passed: dict[str, int] = {}
 _lock = threading.Lock()
 

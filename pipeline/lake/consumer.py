@@ -40,6 +40,7 @@ from kafka.structs import OffsetAndMetadata
 from pipeline.config import Settings
 from pipeline.events.timestamps import history_window, now_micros
 from pipeline.faults import fault_point
+from pipeline.lake.files import disk_error
 from pipeline.lake.processing import accept_json, accept_json_batch, no_events, process
 from pipeline.lake.state import PartitionState, PartitionStore
 from pipeline.lake.store import Lake, RejectedPayload, events_to_table
@@ -236,13 +237,26 @@ class LakeConsumer:
             rows = processed.rows
             name = f"{tp.topic}-p{tp.partition:03d}-o{worker.cycle_start:012d}"
             planned = self.lake.event_paths(rows, name) if rows is not None else []
-            worker.store.begin_cycle(worker.cycle_start, planned)
-            written = self.lake.write_events(rows, name) if rows is not None else []
-            self.lake.write_rejected(worker.rejects, name)
-            self._send_to_dlq(worker.rejects)
-            fault_point("after_lake_write")
-            state.next_offset = worker.position
-            worker.store.save(state)
+            writing = "the consumer state"
+            try:
+                worker.store.begin_cycle(worker.cycle_start, planned)
+                writing = "the lake"
+                written = self.lake.write_events(rows, name) if rows is not None else []
+                self.lake.write_rejected(worker.rejects, name)
+                self._send_to_dlq(worker.rejects)
+                fault_point("after_lake_write")
+                state.next_offset = worker.position
+                writing = "the consumer state"
+                worker.store.save(state)
+            except OSError as exc:
+                # Stop before the commit: the group's offset stays at this cycle's start,
+                # and the next run undoes the cycle's files (its manifest) and redoes it.
+                raise disk_error(
+                    writing,
+                    exc,
+                    f"consume stopped without committing {tp.topic}/{tp.partition} past "
+                    f"offset {worker.cycle_start}; fix the disk and run it again",
+                ) from exc
             fault_point("after_snapshot")
             self._commit(tp, state.next_offset)
             worker.store.end_cycle()
@@ -352,10 +366,14 @@ class _Ownership(ConsumerRebalanceListener):  # type: ignore[misc]
         self.consumer = consumer
 
     def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        if revoked:  # a rebalance (or close) takes partitions; not a first join's empty call
+            fault_point("on_revoke")
         self.consumer.lost(list(revoked))
 
     def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         self.consumer.gained(list(assigned))
+        if assigned:  # the group has settled and handed this member partitions
+            fault_point("on_assign")
 
     def on_partitions_lost(self, lost: list[TopicPartition]) -> None:
         self.consumer.lost(list(lost))

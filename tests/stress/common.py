@@ -46,15 +46,19 @@ def mart_tables(marts: Path) -> dict[str, list[tuple[object, ...]]]:
     }
 
 
-def backfill_killed_at(env: dict[str, str], fault: str, *args: str) -> int:
-    """`backfill ARGS` that SIGKILLs itself at `fault` (pipeline.faults); returns
-    its exit status, once it and its Prefect temporary server are gone."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "pipeline.cli", "backfill", *args],
-        env={**env, "SESSIONFLOW_FAULT": fault}, stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL, start_new_session=True,
-    )  # fmt: skip
-    status = process.wait(timeout=900)
+def backfill_killed_at(env: dict[str, str], fault: str, *args: str, log: Path | None = None) -> int:
+    """`backfill ARGS` that SIGKILLs itself at `fault` (pipeline.faults); returns its exit
+    status once it is gone. It runs on the Prefect server that `env`'s PREFECT_API_URL
+    names (the tests give it their session's shared one: tests.conftest._SharedPrefect),
+    else on Prefect's temporary server, which is killed with it (its process group).
+    Its output goes to `log` when given."""
+    with open(log or os.devnull, "ab") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "pipeline.cli", "backfill", *args],
+            env={**env, "SESSIONFLOW_FAULT": fault}, stdout=output,
+            stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+        status = process.wait(timeout=900)
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
     return status
