@@ -14,7 +14,7 @@ from __future__ import annotations
 import tempfile
 import threading
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -29,6 +29,7 @@ from pipeline.config import Settings
 from pipeline.errors import SessionflowError
 from pipeline.events.schema import lake_arrow_schema
 from pipeline.faults import fault_point
+from pipeline.lake.files import disk_error
 from pipeline.lake.paths import BuildWindow, LakeLayout
 from pipeline.lake.reattribution import needs_reattribution
 from pipeline.warehouse.manifest import Fingerprinter, record
@@ -102,12 +103,31 @@ def build_day(settings: Settings, day: date) -> DayBuild:
             con.begin()
             try:
                 store_day(con, params)
-                con.commit()
             except BaseException:
                 con.rollback()
                 raise
+            try:
+                con.commit()
+            except duckdb.Error as exc:
+                # A COMMIT that failed (a full disk) has already rolled back: a second
+                # rollback would raise and hide why.
+                with suppress(duckdb.TransactionException):
+                    con.rollback()
+                first = (str(exc).splitlines() or [type(exc).__name__])[0]
+                raise SessionflowError(
+                    f"cannot store {day} in the warehouse ({settings.warehouse_path}): "
+                    f"{first}; its rows and marts are unchanged and it is not recorded as built"
+                ) from exc
             fault_point("after_commit")
-            rows, marts = publish_marts(con, settings.marts_dir, day)
+            try:
+                rows, marts = publish_marts(con, settings.marts_dir, day)
+            except OSError as exc:
+                raise disk_error(
+                    f"{day}'s marts",
+                    exc,
+                    "its previous marts are unchanged and it is not recorded as built; "
+                    "fix the disk and build it again",
+                ) from exc
             fault_point("after_marts")
             # Only now: a kill before this line leaves the day stale, not falsely built.
             record(con, settings, day, fingerprint)

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from pipeline.config import Settings
 from pipeline.errors import SessionflowError
+from pipeline.lake.files import disk_error
 
 _POLL_SECONDS = 0.5
 _depth = 0  # how many holders in this process (re-entrant: the file lock is taken once)
@@ -62,9 +63,13 @@ def warehouse_lock(
 def _file_lock(
     data_dir: Path, holder: str, wait_seconds: float, say: Callable[[str], None]
 ) -> Iterator[None]:
-    data_dir.mkdir(parents=True, exist_ok=True)
     path = data_dir / "warehouse.lock"
-    with path.open("a+") as handle:
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        handle = path.open("a+")
+    except OSError as exc:  # a read-only or full data directory: said before anything changed
+        raise disk_error("the warehouse lock", exc, "nothing changed") from exc
+    with handle:
         _acquire(handle.fileno(), path, wait_seconds, say)
         try:
             handle.seek(0)

@@ -22,6 +22,7 @@ command, and importing Prefect (or httpx) just to probe costs a second.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -269,6 +270,9 @@ def use_prefect_server(settings: Settings) -> str | None:
     settings then). Returns the API URL in use, or None for the temporary server."""
     for name, value in QUIET_PREFECT.items():
         os.environ.setdefault(name, value)
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(known, _NoConsoleTracebacks) for known in handler.filters):
+            handler.addFilter(_NoConsoleTracebacks())
     configured = os.environ.get("PREFECT_API_URL")
     if configured:
         return configured
@@ -276,6 +280,20 @@ def use_prefect_server(settings: Settings) -> str | None:
     if url:
         os.environ["PREFECT_API_URL"] = url
     return url
+
+
+class _NoConsoleTracebacks(logging.Filter):
+    """Prefect logs a failed task or flow run with its traceback, and its run loggers
+    propagate to the CLI's console handler: the CLI promises one line (`Error: ...`)
+    unless --verbose (DEBUG). The traceback still reaches the Prefect server: its API
+    handler sits on the run logger itself, so it has the record before this filter."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name.startswith("prefect.") and not logging.getLogger().isEnabledFor(
+            logging.DEBUG
+        ):
+            record.exc_info = record.exc_text = record.stack_info = None
+        return True
 
 
 def _is_prefect_server(pid: int) -> bool:

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
+from functools import partial
 from pathlib import Path
 
 import duckdb
+import pyarrow.parquet as pq
 
-from pipeline.lake.store import write_parquet_atomically
+from pipeline.lake.files import Writer, write_all_atomically
+from pipeline.lake.store import PARQUET_OPTIONS
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,7 @@ def publish_marts(
     """Write `day`'s file of each mart; returns rows per table and the files written."""
     rows: dict[str, int] = {}
     marts: list[Path] = []
+    staged: list[tuple[Path, Writer]] = []
     for output in OUTPUTS:
         if output.period != "date":
             # From the warehouse, not this run: it includes every day committed so far.
@@ -87,11 +91,13 @@ def publish_marts(
         # polars refuse a column that is both in the file and in the path.
         if output.key == output.period:
             result = result.drop_columns([output.key])
-        # Written whole, then renamed into place: a reader sees the old day or the new
-        # one. A day with no rows still gets its (empty) file, replacing any stale one.
+        # A day with no rows still gets its (empty) file, replacing any stale one.
         path = output.mart_path(marts_dir, day)
-        write_parquet_atomically(result, path)
+        staged.append((path, partial(pq.write_table, result, **PARQUET_OPTIONS)))
         marts.append(path)
+    # Every file written whole before any is renamed into place: a full or read-only disk
+    # leaves all of the day's old marts, never some old and some new.
+    write_all_atomically(staged)
     return rows, marts
 
 
