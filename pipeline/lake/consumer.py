@@ -35,6 +35,7 @@ from typing import Any
 
 import pyarrow as pa
 from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
 from pipeline.config import Settings
@@ -235,17 +236,18 @@ class LakeConsumer:
             self.totals.duplicates += processed.duplicates
             self.totals.late += processed.late
             rows = processed.rows
-            name = f"{tp.topic}-p{tp.partition:03d}-o{worker.cycle_start:012d}"
+            name = f"{tp.topic}-p{tp.partition:03d}-o{worker.cycle_start:012d}-c{state.cycles}"
             planned = self.lake.event_paths(rows, name) if rows is not None else []
             writing = "the consumer state"
             try:
-                worker.store.begin_cycle(worker.cycle_start, planned)
+                worker.store.begin_cycle(state, planned)
                 writing = "the lake"
                 written = self.lake.write_events(rows, name) if rows is not None else []
                 self.lake.write_rejected(worker.rejects, name)
                 self._send_to_dlq(worker.rejects)
                 fault_point("after_lake_write")
                 state.next_offset = worker.position
+                state.cycles += 1
                 writing = "the consumer state"
                 worker.store.save(state)
             except OSError as exc:
@@ -305,7 +307,7 @@ class LakeConsumer:
                 sessionizer=Sessionizer(self.rules),
                 next_offset=committed if committed is not None else self._beginning(tp),
             )
-        undone = store.undo_unfinished_cycle(state.next_offset)
+        undone = store.undo_unfinished_cycle(state)
         if undone:
             self.say(f"{tp.topic}/{tp.partition}: removed {undone} files of an unfinished cycle")
         self._consumer.seek(tp, state.next_offset)
@@ -330,23 +332,35 @@ class LakeConsumer:
         fresh = time.monotonic() - self._known_ends_at < KNOWN_ENDS_MAX_AGE_S
         if fresh and any(positions[tp] < self._known_ends.get(tp, 0) for tp in owned):
             return False
-        self._known_ends = self._consumer.end_offsets(owned)
-        self._known_ends_at = time.monotonic()
+        ends = self._end_offsets(owned)
+        if ends is None:
+            return False  # the broker is away: not caught up, keep polling until it is back
+        self._known_ends, self._known_ends_at = ends, time.monotonic()
         return all(positions[tp] >= self._known_ends[tp] for tp in owned)
 
     def _log_progress(self, rate: float) -> None:
         with self._ownership:
             owned = sorted(self._owned)
-        lag = 0
-        if owned:
-            ends = self._consumer.end_offsets(owned)
-            for tp in owned:
-                worker = self._workers.get(tp)
-                lag += max(0, ends[tp] - (worker.position if worker else 0))
+        ends = self._end_offsets(owned) if owned else {}
+        lag: int | str = "unknown (Kafka does not answer)"
+        if ends is not None:
+            with self._ownership:
+                positions = {tp: worker.position for tp, worker in self._workers.items()}
+            lag = sum(max(0, ends[tp] - positions.get(tp, 0)) for tp in owned)
         self.say(
             f"{self.totals.line()}; {rate:,.0f} events/s, lag {lag}, "
             f"partitions {[tp.partition for tp in owned]}"
         )
+
+    def _end_offsets(self, owned: list[TopicPartition]) -> dict[TopicPartition, int] | None:
+        """The partitions' end offsets, or None while the broker is away: a broker restart
+        must not stop a consumer that polls through it."""
+        try:
+            ends: dict[TopicPartition, int] = self._consumer.end_offsets(owned)
+        except KafkaError as exc:
+            log.warning("end offsets unavailable (%s); polling on", type(exc).__name__)
+            return None
+        return ends
 
     def lost(self, partitions: list[TopicPartition]) -> None:
         with self._ownership:

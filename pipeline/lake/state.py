@@ -3,7 +3,7 @@
 The snapshot is one JSON document, written atomically:
 
     {"format": "sessionflow.partition-state", "version": 2, "next_offset": N,
-     "dedup": {...}, "sessionizer": {...}}
+     "cycles": C, "dedup": {...}, "sessionizer": {...}}
 
 with the deduplicator's and the sessionizer's own versioned state inside (see their
 `to_json`). No pickled classes: code can move without breaking a restore. A version 1
@@ -36,6 +36,10 @@ VERSION = 2
 @dataclass
 class PartitionState(ProcessingState):
     next_offset: int = 0
+    # Cycles finished. Names the next cycle's files with next_offset: a cycle that only
+    # releases held events reads no record, so the offset alone would name two cycles'
+    # files alike and the second would overwrite the first. (Absent before: 0.)
+    cycles: int = 0
 
 
 class PartitionStore:
@@ -59,6 +63,7 @@ class PartitionStore:
             dedup=Deduplicator.from_json(document["dedup"]),
             sessionizer=Sessionizer.from_json(document["sessionizer"]),
             next_offset=document["next_offset"],
+            cycles=document.get("cycles", 0),
         )
 
     def save(self, state: PartitionState) -> None:
@@ -66,27 +71,36 @@ class PartitionStore:
             "format": FORMAT,
             "version": VERSION,
             "next_offset": state.next_offset,
+            "cycles": state.cycles,
             "dedup": state.dedup.to_json(),
             "sessionizer": state.sessionizer.to_json(),
         }
         write_bytes_atomically(self.snapshot_path, json.dumps(document).encode())
         self.legacy_snapshot_path.unlink(missing_ok=True)
 
-    def begin_cycle(self, first_offset: int, files: list[Path]) -> None:
-        manifest = {"first_offset": first_offset, "files": [str(path) for path in files]}
+    def begin_cycle(self, state: PartitionState, files: list[Path]) -> None:
+        manifest = {
+            "first_offset": state.next_offset,
+            "cycle": state.cycles,
+            "files": [str(path) for path in files],
+        }
         write_bytes_atomically(self.manifest_path, json.dumps(manifest).encode())
 
     def end_cycle(self) -> None:
         self.manifest_path.unlink(missing_ok=True)
 
-    def undo_unfinished_cycle(self, next_offset: int) -> int:
-        """Delete the files of a cycle that crashed before its snapshot; returns how many."""
+    def undo_unfinished_cycle(self, state: PartitionState) -> int:
+        """Delete the files of a cycle that crashed before its snapshot; returns how many.
+        Unfinished: the snapshot still stands where the cycle began (its offset and its
+        cycle count; a manifest from before the count was kept has only the offset)."""
         try:
             manifest = json.loads(self.manifest_path.read_text())
         except FileNotFoundError:
             return 0
         files = [Path(path) for path in manifest["files"]]
-        unfinished = manifest["first_offset"] == next_offset
+        unfinished = manifest["first_offset"] == state.next_offset and (
+            manifest.get("cycle", state.cycles) == state.cycles
+        )
         if unfinished:
             remove_files(files)
         self.end_cycle()

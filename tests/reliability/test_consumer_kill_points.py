@@ -19,10 +19,10 @@ from tests.integration.test_consumer import cli, cli_env, generated, lake_sessio
 def test_killed_between_write_snapshot_and_commit_loses_and_doubles_nothing(
     kafka_settings: Settings, tmp_path: Path, fault: str
 ) -> None:
-    events_file = generated(tmp_path, events_per_day=20_000)
+    events_file = generated(tmp_path, events_per_day=6_000)
     streaming = cli_env(
         kafka_settings, tmp_path / "streamed",
-        SESSIONFLOW_CONSUMER__CYCLE_MAX_EVENTS="4000",
+        SESSIONFLOW_CONSUMER__CYCLE_MAX_EVENTS="1000",
     )  # fmt: skip
     produced = cli(streaming, "produce", "--file", str(events_file))
     assert produced.returncode == 0, produced.stderr

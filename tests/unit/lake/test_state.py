@@ -80,3 +80,26 @@ def test_a_version_1_snapshot_may_hold_only_the_known_classes(tmp_path: Path) ->
     (tmp_path / "state.pickle").write_bytes(evil)
     with pytest.raises(pickle.UnpicklingError, match=r"unexpected class builtins\.print"):
         PartitionStore(tmp_path).load()
+
+
+def test_a_cycle_is_undone_only_while_the_snapshot_stands_where_it_began(tmp_path: Path) -> None:
+    """A cycle that reads no record (it releases held events) begins at the same offset
+    as the one before it: its cycle count, not the offset, tells finished from not."""
+    store = PartitionStore(tmp_path / "p000")
+    shutil.copytree(DATA / "snapshot_v2", store.directory)
+    state = store.load()
+    assert state is not None and state.cycles == 0  # a snapshot from before the count
+    written = tmp_path / "released.parquet"
+
+    written.write_bytes(b"x")
+    store.begin_cycle(state, [written])
+    state.cycles += 1  # finished: snapshot saved, killed before the manifest went
+    store.save(state)
+    reloaded = store.load()
+    assert reloaded is not None and reloaded.cycles == 1
+    assert store.undo_unfinished_cycle(reloaded) == 0
+    assert written.exists()
+
+    store.begin_cycle(reloaded, [written])  # the next cycle, killed before its snapshot
+    assert store.undo_unfinished_cycle(reloaded) == 1
+    assert not written.exists()
