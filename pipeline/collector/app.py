@@ -274,8 +274,13 @@ async def _destroy_expired_salts(collector: Collector) -> None:
     # At start-up and then every minute: requests also destroy expired salts, but an idle
     # collector (or one restarted days later) must not keep them until the next request.
     # On the event loop, as the requests' own salt lookups, so the two never race.
+    # A failure (a read-only shared salt directory) is logged and retried: it must neither
+    # end the task unseen nor, re-raised at shutdown, keep the sink from its last flush.
     while True:
-        collector.ingestor.salts.destroy_expired_at(datetime.now(UTC))
+        try:
+            collector.ingestor.destroy_expired_salts(datetime.now(UTC))
+        except OSError as exc:
+            log.error("cannot destroy expired salts: %s", exc)
         await asyncio.sleep(HOUSEKEEPING_EVERY_S)
 
 
@@ -295,11 +300,13 @@ def create_app(settings: Settings, sink: KafkaSink | None = None) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         sink.start()
         housekeeping = asyncio.create_task(_destroy_expired_salts(collector))
-        yield
-        housekeeping.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await housekeeping
-        sink.close()
+        try:
+            yield
+        finally:
+            housekeeping.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await housekeeping
+            sink.close()
 
     app = Starlette(
         routes=[

@@ -201,6 +201,11 @@ class Ingestor:
         else:
             event["event_id"] = random_event_id()
 
+    def destroy_expired_salts(self, now: datetime) -> None:
+        """Expired salts gone from disk, the store's memory and this second's copy."""
+        self.salts.destroy_expired_at(now)
+        self._salts_second, self._salts_of_second = -1, (b"", None)
+
     def _salts_at(self, micros: int) -> tuple[bytes, bytes | None]:
         # Salts change at midnight (and yesterday's is let go a timeout later): a whole
         # second's precision is plenty, and saves a datetime and a zone lookup per event.

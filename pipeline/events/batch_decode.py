@@ -51,8 +51,10 @@ _CANONICAL_TS = (
     r"(\.\d{1,6})?Z$"
 )
 _SECONDS_FORMAT = "%Y-%m-%dT%H:%M:%S"
-# An "@" (or its percent-encoding), a colon (IPv6) or only digits and dots (IPv4).
-_MAYBE_PERSONAL_ID = r"@|%40|:|^[0-9.]+$"
+# Any character beyond letters, digits, "-" and "_" (hex hashes and UUIDs have none; an
+# e-mail's "@" or "%40", an IP's dots or colons, whitespace around either do): the
+# per-event path decides those.
+_MAYBE_PERSONAL_ID = r"[^A-Za-z0-9_-]"
 
 
 @dataclass(frozen=True)

@@ -54,6 +54,9 @@ log = logging.getLogger(__name__)
 # cost of a few dozen Arrow calls (measured crossover: ~100 records).
 BULK_MIN_RECORDS = 100
 KNOWN_ENDS_MAX_AGE_S = 10.0  # how long the last end offsets read may stand in for the broker's
+# Asked while the broker is away, end offsets wait at most this long, not the client's
+# 30 s request timeout: the poll loop (heartbeats, the stop signal) waits meanwhile.
+END_OFFSETS_TIMEOUT_MS = 5_000
 
 # -- one partition ------------------------------------------------------------------------
 
@@ -307,7 +310,16 @@ class LakeConsumer:
                 sessionizer=Sessionizer(self.rules),
                 next_offset=committed if committed is not None else self._beginning(tp),
             )
-        undone = store.undo_unfinished_cycle(state)
+        try:
+            undone = store.undo_unfinished_cycle(state)
+        except OSError as exc:  # still the read-only or full disk a cycle stopped on
+            raise disk_error(
+                "the lake",
+                exc,
+                f"consume stopped without committing {tp.topic}/{tp.partition} past offset "
+                f"{state.next_offset} (an unfinished cycle's files could not be undone); fix "
+                "the disk and run it again",
+            ) from exc
         if undone:
             self.say(f"{tp.topic}/{tp.partition}: removed {undone} files of an unfinished cycle")
         self._consumer.seek(tp, state.next_offset)
@@ -356,7 +368,9 @@ class LakeConsumer:
         """The partitions' end offsets, or None while the broker is away: a broker restart
         must not stop a consumer that polls through it."""
         try:
-            ends: dict[TopicPartition, int] = self._consumer.end_offsets(owned)
+            ends: dict[TopicPartition, int] = self._consumer.end_offsets(
+                owned, timeout_ms=END_OFFSETS_TIMEOUT_MS
+            )
         except KafkaError as exc:
             log.warning("end offsets unavailable (%s); polling on", type(exc).__name__)
             return None

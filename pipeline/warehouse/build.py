@@ -111,7 +111,7 @@ def build_day(settings: Settings, day: date) -> DayBuild:
             except duckdb.Error as exc:
                 # A COMMIT that failed (a full disk) has already rolled back: a second
                 # rollback would raise and hide why.
-                with suppress(duckdb.TransactionException):
+                with suppress(duckdb.Error):
                     con.rollback()
                 first = (str(exc).splitlines() or [type(exc).__name__])[0]
                 raise SessionflowError(

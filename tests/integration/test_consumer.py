@@ -52,21 +52,6 @@ def lake_files(data_dir: Path) -> set[Path]:
     return set((data_dir / "lake" / "events").glob("event_date=*/*.parquet"))
 
 
-def wait_for_new_files(
-    process: subprocess.Popen[bytes], data_dir: Path, before: set[Path], deadline_s: float
-) -> bool:
-    """True once a lake file that was not in `before` exists while `process` runs; False
-    if the process ends first. Fails past the deadline."""
-    deadline = time.monotonic() + deadline_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            return False
-        if lake_files(data_dir) - before:
-            return True
-        time.sleep(0.05)  # polling interval of a condition, not a synchronisation
-    raise AssertionError(f"no new lake file within {deadline_s} s")
-
-
 def lake_sessions(data_dir: Path) -> dict[str, str]:
     rows = duckdb.execute(
         "SELECT event_id, session_id FROM read_parquet(?, hive_partitioning = true)",

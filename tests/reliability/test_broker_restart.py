@@ -205,6 +205,7 @@ def test_broker_restart_mid_stream_loses_and_doubles_nothing(tmp_path: Path) -> 
     assert tally.accepted_in[OUTAGE] > 0, "nothing was taken into the buffer in the outage"
     assert tally.refused > 0 and tally.retry_after == {"5"}
     assert not tally.other, dict(tally.other)
+    assert not tally.no_answer, f"requests never answered: {sorted(tally.no_answer)[:5]}"
     assert not list((data_dir / "spill").glob("*.jsonl")), "the collector spilled events"
     assert not lost_topic, f"answered 2xx, not on the topic: {sorted(lost_topic)[:5]}"
     assert not lost_lake, f"answered 2xx, not in the lake: {sorted(lost_lake)[:5]}"

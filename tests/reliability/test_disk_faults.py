@@ -193,6 +193,9 @@ def test_consumer_stops_on_a_bad_lake_disk_and_resumes_exactly_once(
         assert killed.returncode < 0, killed.stdout + killed.stderr
         disk.unwritable()
         after_erofs = consume_fails(env, disk, kafka_settings, stream, "[EROFS]")
+        # Restarted onto the still read-only lake: the stopped cycle's files cannot be
+        # undone; the same one-line stop, and nothing more committed.
+        assert consume_fails(env, disk, kafka_settings, stream, "[EROFS]") == after_erofs
 
         # Writable again, but with room for about half the stream: it writes and commits
         # more cycles, then the disk fills.

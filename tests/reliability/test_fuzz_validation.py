@@ -93,7 +93,7 @@ events = st.one_of(
 )
 
 
-@fuzz_settings(1500)
+@fuzz_settings(2500)
 @given(event=events)
 def test_mutated_events_get_a_named_reason(event: dict[str, Any]) -> None:
     judged(event, "event")
@@ -132,7 +132,7 @@ def records(draw: st.DrawFn) -> bytes:
     return data
 
 
-@fuzz_settings(1200)
+@fuzz_settings(1800)
 @given(payload=records())
 def test_damaged_records_get_a_named_reason(payload: bytes) -> None:
     accept_one(payload, "record")
@@ -238,6 +238,14 @@ CORPUS: dict[str, bytes] = {
     "ts 41 chars": _raw(event_ts="2026-11-01T10:00:00.123456789012345678Z"),
     "bool for number": _raw(value=True),
     "float for integer": _raw(engagement_time_ms=1.0),
+    # Ids that are personal data (not_pseudonymous), spaced so a strict pattern misses them.
+    "e-mail visitor": _raw(visitor_id="alice@example.com"),
+    "encoded e-mail user": _raw(user_id="alice%40example.com"),
+    "ip visitor": _raw(visitor_id="192.0.2.1"),
+    "spaced ip visitor": _raw(visitor_id=" 192.0.2.1"),
+    "ip user and newline": _raw(user_id="192.0.2.1\n"),
+    "nbsp ip visitor": _raw(visitor_id="\u00a0192.0.2.1"),
+    "ipv6 user": _raw(user_id="2001:db8::1"),
 }
 
 
