@@ -42,17 +42,14 @@ from pipeline.config import Settings
 from pipeline.events.timestamps import history_window, now_micros
 from pipeline.faults import fault_point
 from pipeline.lake.files import disk_error
-from pipeline.lake.processing import accept_json, accept_json_batch, no_events, process
+from pipeline.lake.processing import accept_json_batch, no_events, process
 from pipeline.lake.state import PartitionState, PartitionStore
-from pipeline.lake.store import Lake, RejectedPayload, events_to_table
+from pipeline.lake.store import Lake, RejectedPayload
 from pipeline.sessions.dedup import Deduplicator
 from pipeline.sessions.sessionizer import MICROS_PER_MINUTE, Sessionizer, SessionRules
 
 log = logging.getLogger(__name__)
 
-# Below this many records a fetch takes the per-event path: the bulk path has a fixed
-# cost of a few dozen Arrow calls (measured crossover: ~100 records).
-BULK_MIN_RECORDS = 100
 KNOWN_ENDS_MAX_AGE_S = 10.0  # how long the last end offsets read may stand in for the broker's
 # Asked while the broker is away, end offsets wait at most this long, not the client's
 # 30 s request timeout: the poll loop (heartbeats, the stop signal) waits meanwhile.
@@ -188,16 +185,6 @@ class LakeConsumer:
             record = records[index]
             return f"{record.topic}/{record.partition}/{record.offset}"
 
-        if len(records) < BULK_MIN_RECORDS:
-            # A trickle (a live stream at low traffic): the bulk path's fixed cost, a few
-            # dozen Arrow calls, would outweigh the per-event path it saves.
-            outcomes = [
-                accept_json(record.value or b"", source(i), now=now, window=self.window)
-                for i, record in enumerate(records)
-            ]
-            events = [o for o in outcomes if not isinstance(o, RejectedPayload)]
-            rejects = [o for o in outcomes if isinstance(o, RejectedPayload)]
-            return events_to_table(events), rejects
         # The whole fetched batch in one call; each record still yields exactly one outcome.
         values = [record.value or b"" for record in records]
         batch = accept_json_batch(values, source, now=now, window=self.window)

@@ -6,8 +6,9 @@
                                  (event_ts as epoch microseconds) or a RejectedPayload
     accept_json_batch            the same for many JSON records at once: a bulk fast path
                                  (pipeline.events.batch_decode, pipeline.lake.page_fields)
-                                 for the records it can vouch for, accept_json for the rest,
-                                 so outcomes and reasons are those of accept_json
+                                 for the records it can vouch for, accept_json for the rest
+                                 (and for a whole batch under BULK_MIN_RECORDS), so
+                                 outcomes and reasons are those of accept_json
     process                      accepted events -> de-duplicate -> sessionize -> lake rows
 
 Each raw record yields exactly one outcome (Snowplow's rule): an accepted event that then
@@ -87,23 +88,36 @@ class AcceptedBatch:
     rejects: list[RejectedPayload]  # in record order
 
 
+# Below this many records a batch takes the per-event path whole: the bulk path has a
+# fixed cost of a few dozen Arrow calls (measured crossover: ~100 records).
+BULK_MIN_RECORDS = 100
+
+
 def accept_json_batch(
     payloads: Sequence[bytes],
     source: Callable[[int], str],
     *,
     now: int,
     window: TimestampWindow,
+    bulk_min_records: int = BULK_MIN_RECORDS,
 ) -> AcceptedBatch:
     """Many JSON records -> their outcomes, exactly as `accept_json` on each would give
     them. `source(i)` names record i; it is asked only for records that take the
-    per-event path (rejections need it)."""
-    decoded = decode_batch(payloads, now_micros=now, window=window)
-    events, decided = scrub_page_columns(decoded.table)
-    positions, unsure = decoded.positions, decoded.unsure
-    if not pc.all(decided).as_py():
-        undecided = pc.filter(positions, pc.invert(decided)).to_pylist()
-        unsure = sorted(unsure + undecided)
-        events, positions = events.filter(decided), pc.filter(positions, decided)
+    per-event path (rejections need it). Tests set `bulk_min_records` to 0 so that small
+    batches take the bulk path too."""
+    if len(payloads) < bulk_min_records:
+        # A trickle (a live stream at low traffic): the bulk path's fixed cost, a few
+        # dozen Arrow calls, would outweigh the per-event path it saves.
+        events, positions = no_events(), pa.array([], pa.int64())
+        unsure = list(range(len(payloads)))
+    else:
+        decoded = decode_batch(payloads, now_micros=now, window=window)
+        events, decided = scrub_page_columns(decoded.table)
+        positions, unsure = decoded.positions, decoded.unsure
+        if not pc.all(decided).as_py():
+            undecided = pc.filter(positions, pc.invert(decided)).to_pylist()
+            unsure = sorted(unsure + undecided)
+            events, positions = events.filter(decided), pc.filter(positions, decided)
     rejects: list[RejectedPayload] = []
     slow: list[Event] = []
     slow_positions: list[int] = []
@@ -114,7 +128,7 @@ def accept_json_batch(
         else:
             slow.append(outcome)
             slow_positions.append(index)
-    if slow:  # rare: put the per-event path's events back in record order
+    if slow:  # put the per-event path's events back in record order
         merged = pa.concat_tables([events, events_to_table(slow)])
         order = pc.sort_indices(pa.concat_arrays([positions, pa.array(slow_positions, pa.int64())]))
         events = merged.take(order)

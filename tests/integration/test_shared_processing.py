@@ -75,7 +75,9 @@ def rejected_reasons(data_dir: Path) -> list[str]:
 def test_both_callers_use_the_one_processing_path() -> None:
     for caller in (pipeline.lake.consumer, pipeline.lake.importer):
         assert vars(caller)["process"] is processing.process
-        assert vars(caller)["accept_json"] is processing.accept_json
+    # The consumer's batches take accept_json for every record the bulk path leaves.
+    assert vars(pipeline.lake.consumer)["accept_json_batch"] is processing.accept_json_batch
+    assert vars(pipeline.lake.importer)["accept_json"] is processing.accept_json
 
 
 def test_streamed_and_imported_records_give_the_same_rows_and_rejections(

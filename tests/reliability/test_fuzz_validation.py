@@ -152,7 +152,9 @@ def agree(payloads: list[bytes]) -> None:
     """accept_json_batch == accept_json on each; decode_batch vouches for no record the
     per-event path would refuse."""
     single = [accept_json(p, f"#{i}", now=NOW, window=HISTORY) for i, p in enumerate(payloads)]
-    batch = accept_json_batch(payloads, lambda i: f"#{i}", now=NOW, window=HISTORY)
+    batch = accept_json_batch(
+        payloads, lambda i: f"#{i}", now=NOW, window=HISTORY, bulk_min_records=0
+    )
     accepted = [item for item in single if not isinstance(item, RejectedPayload)]
     rejected = [item for item in single if isinstance(item, RejectedPayload)]
     assert batch.rejects == rejected

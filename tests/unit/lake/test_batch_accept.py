@@ -137,7 +137,8 @@ def _compare(payloads: list[bytes]) -> None:
         [outcome for outcome in one_by_one if not isinstance(outcome, RejectedPayload)]
     )
     expected_rejects = [outcome for outcome in one_by_one if isinstance(outcome, RejectedPayload)]
-    batch = accept_json_batch(payloads, source, now=NOW, window=WINDOW)
+    # The bulk path at any size (a real fetch takes it from BULK_MIN_RECORDS records).
+    batch = accept_json_batch(payloads, source, now=NOW, window=WINDOW, bulk_min_records=0)
     assert batch.rejects == expected_rejects
     assert batch.events.schema == expected_events.schema
     assert batch.events.to_pylist() == expected_events.to_pylist()
@@ -194,3 +195,14 @@ def test_the_decoder_derives_from_the_schema() -> None:
 
     struct = _decoder().type
     assert set(struct.__struct_fields__) == set(canonical_arrow_schema().names)
+
+
+def test_a_small_batch_takes_the_per_event_path_with_the_same_outcomes() -> None:
+    payloads = [*HOSTILE[:3], *(_json(event_id=f"small-{i}") for i in range(3))]
+    one_by_one = [
+        accept_json(p, f"t/0/{i}", now=NOW, window=WINDOW) for i, p in enumerate(payloads)
+    ]
+    batch = accept_json_batch(payloads, lambda i: f"t/0/{i}", now=NOW, window=WINDOW)
+    assert batch.rejects == [o for o in one_by_one if isinstance(o, RejectedPayload)]
+    accepted = [o for o in one_by_one if not isinstance(o, RejectedPayload)]
+    assert batch.events.to_pylist() == events_to_table(accepted).to_pylist()
