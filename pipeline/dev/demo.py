@@ -492,6 +492,9 @@ def _built_rows(outcome: DayOutcome) -> str:
     return f"{outcome.rows.get('sessions', 0):,} sessions"
 
 
+_CHECK_MAX_LINES = 3
+
+
 def _print_checks(reports: list[RunReport], screen: _Screen) -> None:
     passed = 0
     flagged: dict[str, list[tuple[date | None, str]]] = defaultdict(list)
@@ -518,7 +521,13 @@ def _print_checks(reports: list[RunReport], screen: _Screen) -> None:
         text = f"{name}{where}: {found[0][1]}"
         if name == _CURRENCY_CHECK:
             text += "; [currency_rates] in the config converts them"
-        for line in textwrap.wrap(text, _WIDTH - len(_INDENT) - 2, subsequent_indent="  "):
+        # At most a few lines each (a long list of campaigns is cut short), so the demo
+        # fits a screen; the flow's quality artifact in Prefect has every name.
+        wrapped = textwrap.wrap(
+            text, _WIDTH - len(_INDENT) - 2, subsequent_indent="  ",
+            max_lines=_CHECK_MAX_LINES, placeholder=" ...",
+        )  # fmt: skip
+        for line in wrapped:
             screen.more(f"  {line}")
 
 
