@@ -63,7 +63,6 @@ def prepared(
 # n-th pass of a point comes after exactly n - 1 whole days (n with after_manifest).
 KILLS = [
     ("after_commit:1", 2, 0),  # the first commit: nothing recorded yet
-    ("after_commit:3", 2, 2),
     ("after_marts:2", 2, 1),
     ("after_manifest:4", 2, 4),
     ("after_manifest:6", 1, 6),  # a serial run; every day recorded, the flow not finished

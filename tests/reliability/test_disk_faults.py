@@ -180,9 +180,9 @@ def test_consumer_stops_on_a_bad_lake_disk_and_resumes_exactly_once(
     restarted onto a read-only lake, then onto a lake disk with room for about half the
     stream, then on a fixed disk."""
     began = time.monotonic()
-    events_file = generated(tmp_path, events_per_day=20_000)
+    events_file = generated(tmp_path, events_per_day=10_000)
     env = cli_env(
-        kafka_settings, tmp_path / "streamed", SESSIONFLOW_CONSUMER__CYCLE_MAX_EVENTS="2000"
+        kafka_settings, tmp_path / "streamed", SESSIONFLOW_CONSUMER__CYCLE_MAX_EVENTS="1000"
     )
     stream = produce(env, kafka_settings, events_file)
     reference_bytes = import_reference(kafka_settings, tmp_path, events_file)
