@@ -17,6 +17,15 @@ from pipeline.errors import SessionflowError
 
 EXIT_NOT_RUNNING = 3  # as LSB init scripts report "program is not running"
 EXIT_PARTIAL = 4  # the valid part was done; some input was rejected and reported
+# Files and directories sessionflow creates (lake, marts, warehouse, report, state, salts)
+# are its owner's alone; set before anything is written, inherited by the collector's
+# workers, the local broker and Prefect's temporary server.
+PRIVATE_UMASK = 0o077
+# Commands that touch salts (or run where a collector may have left them): each destroys
+# expired salts and killed processes' staging copies at start.
+TIDIES_SECRET_FILES = frozenset({"collect", "produce", "import", "consume", "run", "backfill",
+                                 "serve", "demo"})  # fmt: skip
+_LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 class _Cli(click.Group):
@@ -31,12 +40,42 @@ class _Cli(click.Group):
             raise
         except SessionflowError as exc:
             _log_detail(ctx)
-            raise click.ClickException(str(exc)) from None
+            raise click.ClickException(_SECRETS.mask(str(exc))) from None
         except Exception as exc:
             _log_detail(ctx)
             first = (str(exc).splitlines() or [""])[0]
             hint = "" if _verbose(ctx) else " (run with --verbose for the detail)"
-            raise click.ClickException(f"{type(exc).__name__}: {first}{hint}") from None
+            raise click.ClickException(
+                _SECRETS.mask(f"{type(exc).__name__}: {first}{hint}")
+            ) from None
+
+
+class _SecretMask(logging.Formatter):
+    """A log formatter, and the CLI's error lines, with every secret the settings hold
+    (api_secrets, the Kafka password) replaced by ***: whatever a library or an exception
+    quotes, tracebacks included, no secret is printed."""
+
+    MIN_CHARS = 4  # a shorter "secret" would mask digits everywhere, and hides nothing
+
+    def __init__(self) -> None:
+        super().__init__(_LOG_FORMAT)
+        self.secrets: list[str] = []
+
+    def know(self, secrets: list[str]) -> None:
+        # Longest first: a secret that contains another is masked whole.
+        wanted = {secret for secret in secrets if len(secret) >= self.MIN_CHARS}
+        self.secrets = sorted(wanted, key=len, reverse=True)
+
+    def mask(self, text: str) -> str:
+        for secret in self.secrets:
+            text = text.replace(secret, "***")
+        return text
+
+    def format(self, record: logging.LogRecord) -> str:
+        return self.mask(super().format(record))
+
+
+_SECRETS = _SecretMask()
 
 
 def _verbose(ctx: click.Context) -> bool:
@@ -71,19 +110,40 @@ def _settings(ctx: click.Context) -> Settings:
 def cli(ctx: click.Context, config_path: str | None, verbose: bool) -> None:
     """sessionflow: privacy-friendly session analytics on Kafka, Parquet, DuckDB and Prefect."""
     logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
+        level=logging.DEBUG if verbose else logging.INFO, format=_LOG_FORMAT, stream=sys.stderr
     )
+    for handler in logging.getLogger().handlers:
+        handler.setFormatter(_SECRETS)
     logging.getLogger("kafka").setLevel(logging.WARNING)
     # kafka-python 3 warns whenever decoding a large fetch keeps its IO loop busy >100 ms;
     # on 2 cores under load that is routine, not a problem to report.
     logging.getLogger("kafka.net.selector").setLevel(logging.ERROR)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # Prefect's API calls, one per line
     try:
-        ctx.obj = load_settings(config_path)
+        ctx.obj = settings = load_settings(config_path)
+        _SECRETS.know(_secrets_of(settings))
+        if ctx.invoked_subcommand in TIDIES_SECRET_FILES:
+            _tidy_secret_files(settings)
     except SessionflowError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise click.ClickException(_SECRETS.mask(str(exc))) from None
+
+
+def _secrets_of(settings: Settings) -> list[str]:
+    """The secrets to mask: those in the settings, and the Kafka password from its file
+    (an unprotected password file is refused here, at start)."""
+    from pipeline.kafka.client import sasl_password
+
+    password = sasl_password(settings.kafka)
+    return settings.secret_values() + ([str.__str__(password)] if password else [])
+
+
+def _tidy_secret_files(settings: Settings) -> None:
+    from pipeline.privacy.salts import tidy_secret_files
+
+    try:
+        tidy_secret_files(settings, datetime.now(UTC))
+    except OSError as exc:  # a salt directory this user may not change: say so, go on
+        logging.getLogger(__name__).warning("cannot remove expired salts: %s", exc)
 
 
 # -- broker ----------------------------------------------------------------------------
@@ -142,7 +202,7 @@ def broker_status(ctx: click.Context) -> None:
 
     settings = _settings(ctx)
     if not settings.kafka.uses_local_broker:
-        up = answers_kafka(settings.kafka.bootstrap)
+        up = answers_kafka(settings.kafka)
         state = "answers" if up else "does not answer"
         click.echo(f"cluster at {settings.kafka.bootstrap} (KAFKA_BOOTSTRAP_SERVERS) {state}")
         ctx.exit(0 if up else EXIT_NOT_RUNNING)
@@ -252,8 +312,13 @@ def collect(ctx: click.Context, host: str | None, port: int | None, workers: int
     from pipeline.collector.app import serve
     from pipeline.errors import BrokerError
     from pipeline.kafka.topics import ensure_topics
+    from pipeline.privacy.ids import SiteKeys
+    from pipeline.privacy.salts import SaltStore
 
     settings = _settings(ctx)
+    # An empty or unprotected salt or site key is refused now, not in a worker later.
+    SaltStore.from_settings(settings).check(datetime.now(UTC))
+    SiteKeys(settings.site_key_file)
     try:
         ensure_topics(settings.kafka, connect_timeout_s=5.0)
     except BrokerError as exc:
@@ -739,6 +804,7 @@ for _name, _command in commands().items():
 
 
 def main() -> None:
+    os.umask(PRIVATE_UMASK)
     # No telemetry leaves this machine (Prefect's anonymous start-up analytics included);
     # its write at server start also raced the flow's own on the temporary SQLite store.
     # (pipeline.warehouse.prefect_server.QUIET_PREFECT, written out: that module loads lazily.)

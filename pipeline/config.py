@@ -49,6 +49,10 @@ MIN_TIMEOUT_MINUTES = 1
 MAX_TIMEOUT_MINUTES = 7 * 60 + 55
 # Sections whose keys are the user's own names (goals, currencies), not fixed fields.
 _FREE_FORM_SECTIONS = frozenset({"goals", "goal_counting", "currency_rates"})
+# Secrets: an error line never quotes a value of these fields, nor any value in a section
+# that holds one (a typo'd key there may be the secret), nor the whole config.
+SECRET_FIELDS = frozenset({"api_secret", "sasl_password"})
+SECRET_SECTIONS = frozenset({"ga4", "kafka"})  # kafka: the SASL password, credentials
 
 
 class _Section(BaseModel):
@@ -87,6 +91,52 @@ class KafkaSettings(_Section):
     local_heap_mb: int = Field(512, ge=128)
     # Where Kafka's jars are cached; default $XDG_CACHE_HOME/sessionflow/kafka.
     jar_cache_dir: Path | None = None
+    # An existing cluster's security, as kafka-python names it. SASL needs a mechanism, a
+    # user name and the password: from `sasl_password_file` (owner-only, as keys are) or
+    # the environment (SESSIONFLOW_KAFKA__SASL_PASSWORD), never from a config file.
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["SCRAM-SHA-256", "SCRAM-SHA-512", "PLAIN"] | None = None
+    sasl_username: str | None = None
+    sasl_password_file: Path | None = None
+    sasl_password: SecretStr | None = None
+    # TLS: the CA that signed the brokers' certificates (default: the system's), and a
+    # client certificate and its key (owner-only) when the cluster asks for one.
+    ssl_cafile: Path | None = None
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
+    ssl_check_hostname: bool = True
+
+    @model_validator(mode="after")
+    def _security_complete(self) -> KafkaSettings:
+        sasl = self.security_protocol.startswith("SASL_")
+        tls = self.security_protocol.endswith("SSL")
+        sasl_given = [
+            name
+            for name in ("sasl_mechanism", "sasl_username", "sasl_password_file", "sasl_password")
+            if getattr(self, name) is not None
+        ]
+        tls_given = [
+            name
+            for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile")
+            if getattr(self, name) is not None
+        ]
+        protocol = f"security_protocol is {self.security_protocol}"
+        if self.security_protocol != "PLAINTEXT" and self.bootstrap_servers is None:
+            raise ValueError(f"{protocol}: name the cluster in bootstrap_servers")
+        if not sasl and sasl_given:
+            raise ValueError(f"{', '.join(sasl_given)} given, but {protocol}")
+        if not tls and tls_given:
+            raise ValueError(f"{', '.join(tls_given)} given, but {protocol}")
+        if sasl and (self.sasl_mechanism is None or self.sasl_username is None):
+            raise ValueError(f"{protocol}: sasl_mechanism and sasl_username are needed")
+        if sasl and (self.sasl_password is None) == (self.sasl_password_file is None):
+            raise ValueError(
+                f"{protocol}: give the password once, in sasl_password_file or in "
+                "SESSIONFLOW_KAFKA__SASL_PASSWORD"
+            )
+        if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
+            raise ValueError("a client certificate needs both ssl_certfile and ssl_keyfile")
+        return self
 
     @property
     def uses_local_broker(self) -> bool:
@@ -101,9 +151,15 @@ class KafkaSettings(_Section):
     def _hosts_have_ports(cls, value: str | None) -> str | None:
         if value is None or value.strip() == "":
             return None
+        # A host name or [IPv6] address: no user-info (user:password@), which would then
+        # be printed wherever the bootstrap servers are.
         for server in value.split(","):
-            if not re.fullmatch(r"[^\s:,]+:\d{1,5}", server.strip()):
-                raise ValueError(f"expected host:port[,host:port...], got {value!r}")
+            if not _HOST_PORT.fullmatch(server.strip()):
+                raise ValueError(
+                    "expected host:port[,host:port...] without credentials (they go in "
+                    f"kafka.sasl_username and kafka.sasl_password_file), got "
+                    f"{redact_credentials(value)!r}"
+                )
         return value
 
 
@@ -280,6 +336,12 @@ class Settings(_Section):
             raise ValueError("[ga4] gives one measurement_id to two sites")
         return self
 
+    def secret_values(self) -> list[str]:
+        """The secrets written in the settings themselves (not those in files)."""
+        secrets = [stream.api_secret for stream in self.ga4.values()]
+        secrets.append(self.kafka.sasl_password)
+        return [secret.get_secret_value() for secret in secrets if secret is not None]
+
     def site_for_measurement_id(self, measurement_id: str) -> str | None:
         """The site a GA4 measurement id (or the site id itself) names; None if none."""
         for site, stream in self.ga4.items():
@@ -316,6 +378,15 @@ class Settings(_Section):
         return self.privacy.site_key_file or self.data_dir / "secrets" / "site_key"
 
 
+_HOST_PORT = re.compile(r"(?:[A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\]):\d{1,5}")
+
+
+def redact_credentials(text: str) -> str:
+    """A host list or URL with everything up to its last "@" (user:password@) masked."""
+    _, at, rest = text.rpartition("@")
+    return f"***@{rest}" if at else text
+
+
 def load_settings(
     config_path: str | Path | None = None, environ: Mapping[str, str] | None = None
 ) -> Settings:
@@ -323,6 +394,13 @@ def load_settings(
     env = os.environ if environ is None else environ
     path = config_path or env.get(CONFIG_ENV) or None
     raw: dict[str, Any] = _read_toml(Path(path)) if path else {}
+    if isinstance(raw.get("kafka"), dict) and "sasl_password" in raw["kafka"]:
+        # A config file is read by more people and tools than its owner (and copied).
+        raise ConfigError(
+            f"invalid config ({path}): kafka.sasl_password: not in a config file; put the "
+            "password in a file readable only by you (kafka.sasl_password_file) or in "
+            "SESSIONFLOW_KAFKA__SASL_PASSWORD"
+        )
     overrides = _env_overrides(env)
     for key_path, value in overrides:
         _set_nested(raw, key_path, value)
@@ -389,7 +467,9 @@ def _env_overrides(env: Mapping[str, str]) -> list[tuple[tuple[str, ...], Any]]:
                 f"environment variable {name} does not name a config key "
                 f"(expected SESSIONFLOW_<KEY> or SESSIONFLOW_<SECTION>__<KEY>)"
             )
-        overrides.append((key_path, _parse_env_value(text)))
+        # A secret is the text as given: "123" or "true" must not become a number or a bool.
+        value = text if key_path[-1] in SECRET_FIELDS else _parse_env_value(text)
+        overrides.append((key_path, value))
     return overrides
 
 
@@ -445,7 +525,7 @@ def _check_text(value: Any, key_path: tuple[str, ...], source: str) -> None:
             key = ".".join(key_path) or "(root)"
             raise ConfigError(
                 f"invalid config ({source}): {key}: not valid text (a NUL byte or invalid "
-                f"UTF-8) (got {_short(text)})"
+                f"UTF-8){_quoted_input(key_path, text, known_key=True)}"
             )
     for part, item in items:
         _check_text(item, (*key_path, part), source)
@@ -468,9 +548,23 @@ def _short(value: object) -> str:
 def _describe(exc: ValidationError, source: str) -> str:
     problems = []
     for error in exc.errors():
-        key = ".".join(str(part) for part in error["loc"]) or "(root)"
+        loc = tuple(str(part) for part in error["loc"])
+        key = ".".join(loc) or "(root)"
         message = error["msg"]
-        if error["type"] == "extra_forbidden":
+        unknown = error["type"] == "extra_forbidden"
+        if unknown:
             message = "unknown key"
-        problems.append(f"{key}: {message} (got {_short(error.get('input'))})")
+        quoted = _quoted_input(loc, error.get("input"), known_key=not unknown)
+        problems.append(f"{key}: {message}{quoted}")
     return f"invalid config ({source}): " + "; ".join(problems)
+
+
+def _quoted_input(loc: tuple[str, ...], value: object, *, known_key: bool) -> str:
+    """ " (got <value>)" when the value at `loc` cannot be a secret. Never the whole config
+    (an empty loc), nothing in a section holding a secret, no secret field, no value of an
+    unknown key (it may be a secret under a typo'd name)."""
+    if not loc or not known_key:
+        return ""  # "unknown key" says it all
+    if loc[0] in SECRET_SECTIONS or SECRET_FIELDS.intersection(loc):
+        return " (value not shown: its section holds a secret)"
+    return f" (got {_short(value)})"

@@ -11,3 +11,8 @@ class ConfigError(SessionflowError):
 
 class BrokerError(SessionflowError):
     """The local Kafka broker could not be resolved, started, stopped or reached."""
+
+
+class SecretFileError(SessionflowError):
+    """A secret file (salt, site key, Kafka password or key) is unusable or unprotected;
+    the message says how to fix it."""

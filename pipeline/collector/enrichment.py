@@ -67,7 +67,8 @@ class Ingestor:
     def __init__(self, settings: Settings) -> None:
         timeout = timedelta(minutes=settings.sessionization.timeout_minutes)
         self.sites = frozenset(settings.sites)
-        self.salts = SaltStore(settings.salt_dir, settings.timezone, keep_previous=timeout)
+        self.salts = SaltStore.from_settings(settings)
+        self.salts.check(datetime.now(UTC))  # an unprotected or empty salt: refused at start
         self.site_keys = SiteKeys(settings.site_key_file)
         self.recent_visitors = RecentVisitors(int(timeout.total_seconds() * MICROS))
         self.countries = CountryResolver(

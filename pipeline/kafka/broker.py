@@ -31,8 +31,9 @@ from functools import partial
 from pathlib import Path
 
 from kafka import KafkaAdminClient
+from pydantic import SecretStr
 
-from pipeline.config import Settings
+from pipeline.config import KafkaSettings, Settings
 from pipeline.daemons import (
     LOG_TAIL_LINES,
     log_tail,
@@ -42,6 +43,7 @@ from pipeline.daemons import (
     terminate,
 )
 from pipeline.errors import BrokerError
+from pipeline.kafka.client import client_options
 
 log = logging.getLogger(__name__)
 
@@ -80,12 +82,25 @@ def kafka_version(infra_dir: Path = INFRA_DIR) -> str:
     return match.group(1)
 
 
-def answers_kafka(bootstrap: str, timeout_s: float = 2.0) -> bool:
-    """True when the cluster at `bootstrap` answers a DescribeCluster request."""
+@dataclass(frozen=True)
+class ListenerSecurity:
+    """A SASL_SSL client listener for the local broker, for tests of a secured cluster:
+    a PEM key store (the broker's private key and certificate), the CA that signed it,
+    and SCRAM users (name, password) created when the storage is formatted; the broker
+    itself logs in as the first."""
+
+    keystore_pem: Path
+    ca_pem: Path
+    users: tuple[tuple[str, str], ...]
+    mechanism: str = "SCRAM-SHA-256"
+
+
+def answers_kafka(kafka: KafkaSettings, timeout_s: float = 2.0) -> bool:
+    """True when the cluster of `kafka` answers a DescribeCluster request."""
     with _quiet_kafka_logs():
         try:
             admin = KafkaAdminClient(
-                bootstrap_servers=bootstrap,
+                **client_options(kafka),
                 client_id="sessionflow-probe",
                 bootstrap_timeout_ms=int(timeout_s * 1000),
                 request_timeout_ms=int(timeout_s * 1000),
@@ -112,6 +127,7 @@ class LocalBroker:
         heap_mb: int = 512,
         jar_cache_root: Path | None = None,
         infra_dir: Path = INFRA_DIR,
+        security: ListenerSecurity | None = None,
     ) -> None:
         self.state_dir = state_dir.resolve()
         self.host = host
@@ -120,6 +136,7 @@ class LocalBroker:
         self.heap_mb = heap_mb
         self.jar_cache_root = (jar_cache_root or _default_jar_cache_root()).resolve()
         self.infra_dir = infra_dir
+        self.security = security
         self._process: subprocess.Popen[bytes] | None = None
 
     @classmethod
@@ -139,6 +156,22 @@ class LocalBroker:
     @property
     def bootstrap(self) -> str:
         return f"{self.host}:{self.port}"
+
+    @property
+    def client_settings(self) -> KafkaSettings:
+        """How a client reaches this broker (as the broker's first SCRAM user when the
+        listener is SASL_SSL)."""
+        if self.security is None:
+            return KafkaSettings(bootstrap_servers=self.bootstrap)
+        user, password = self.security.users[0]
+        return KafkaSettings(
+            bootstrap_servers=self.bootstrap,
+            security_protocol="SASL_SSL",
+            sasl_mechanism=self.security.mechanism,
+            sasl_username=user,
+            sasl_password=SecretStr(password),
+            ssl_cafile=self.security.ca_pem,
+        )
 
     @property
     def pid_file(self) -> Path:
@@ -200,7 +233,8 @@ class LocalBroker:
         self.kraft_dir.mkdir(parents=True, exist_ok=True)
         result = subprocess.run(
             [java, "-cp", f"{jars}/*", *self._log_options(), "kafka.tools.StorageTool", "format",
-             "-t", _new_cluster_id(), "-c", str(self.server_properties)],
+             "-t", _new_cluster_id(), "-c", str(self.server_properties),
+             *self._scram_users()],
             capture_output=True, text=True, check=False,
         )  # fmt: skip
         if result.returncode != 0:
@@ -250,7 +284,7 @@ class LocalBroker:
                     f"Kafka broker failed to start (exit code {self._process.returncode}); "
                     f"last lines of {self._log_file()}:\n{self.log_tail()}"
                 )
-            if answers_kafka(self.bootstrap, timeout_s=1.0):
+            if answers_kafka(self.client_settings, timeout_s=1.0):
                 return StartResult(pid=pid, seconds=time.monotonic() - began, already_running=False)
             time.sleep(0.2)
         self._terminate(pid, grace_s=5.0)
@@ -282,7 +316,7 @@ class LocalBroker:
                 pid,
                 f"broker is not running: pid {pid} exited without a clean stop (killed or crashed)",
             )
-        if answers_kafka(self.bootstrap):
+        if answers_kafka(self.client_settings):
             return BrokerStatus(
                 BrokerState.RUNNING, pid, f"broker is running (pid {pid}) on {self.bootstrap}"
             )
@@ -317,14 +351,39 @@ class LocalBroker:
     def _write_server_properties(self) -> None:
         template = string.Template((self.infra_dir / "server.properties.template").read_text())
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        self.server_properties.write_text(
-            template.substitute(
-                host=self.host,
-                port=self.port,
-                controller_port=self.controller_port,
-                log_dirs=self.kraft_dir,
-            )
+        text = template.substitute(
+            protocol="PLAINTEXT" if self.security is None else "SASL_SSL",
+            host=self.host,
+            port=self.port,
+            controller_port=self.controller_port,
+            log_dirs=self.kraft_dir,
         )
+        if self.security is not None:
+            listener = (self.infra_dir / "sasl_ssl.properties.template").read_text()
+            user, password = self.security.users[0]
+            text += string.Template(listener).substitute(
+                mechanism=self.security.mechanism,
+                mechanism_lower=self.security.mechanism.lower(),
+                user=user,
+                password=password,
+                keystore=self.security.keystore_pem,
+                truststore=self.security.ca_pem,
+            )
+        # Owner-only: with a secured listener it holds the broker's own password.
+        descriptor = os.open(self.server_properties, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(text)
+
+    def _scram_users(self) -> list[str]:
+        # KRaft stores SCRAM credentials in its metadata log, written at format time.
+        if self.security is None:
+            return []
+        mechanism = self.security.mechanism
+        return [
+            arg
+            for name, password in self.security.users
+            for arg in ("--add-scram", f"{mechanism}=[name={name},password={password}]")
+        ]
 
     def _is_our_broker(self, pid: int) -> bool:
         """Alive, not a zombie, and running kafka.Kafka on our own server.properties."""

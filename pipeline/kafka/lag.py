@@ -7,6 +7,7 @@ import logging
 from kafka import KafkaConsumer, TopicPartition
 
 from pipeline.config import Settings
+from pipeline.kafka.client import client_options
 
 
 def consumer_lag(settings: Settings, timeout_s: float = 5.0) -> int | None:
@@ -26,7 +27,7 @@ def consumer_lag(settings: Settings, timeout_s: float = 5.0) -> int | None:
 def _lag(settings: Settings, timeout_ms: int) -> int | None:
     try:
         consumer = KafkaConsumer(
-            bootstrap_servers=settings.kafka.bootstrap,
+            **client_options(settings.kafka),
             group_id=settings.consumer.group_id,
             client_id="sessionflow-status",
             enable_auto_commit=False,

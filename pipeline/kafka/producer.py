@@ -38,6 +38,7 @@ from pipeline.config import KafkaSettings, ValidationSettings
 from pipeline.errors import SessionflowError
 from pipeline.events.timestamps import TimestampWindow, history_window, now_micros
 from pipeline.events.validation import Event, validate_event
+from pipeline.kafka.client import client_options
 from pipeline.privacy.urls import scrub_page_fields
 
 
@@ -145,7 +146,7 @@ def producer_settings(
     """The KafkaProducer settings of an EventProducer with these options (its partitioner
     aside): benchmarks give raw kafka-python exactly these."""
     return {
-        "bootstrap_servers": kafka.bootstrap,
+        **client_options(kafka),
         "client_id": "sessionflow-producer",
         "acks": "all",
         "enable_idempotence": True,

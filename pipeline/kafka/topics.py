@@ -15,6 +15,7 @@ from kafka.admin import ConfigResource, ConfigResourceType
 
 from pipeline.config import KafkaSettings
 from pipeline.errors import BrokerError
+from pipeline.kafka.client import client_options
 
 TOPIC_ALREADY_EXISTS = 36  # Kafka protocol error code
 HOUR_MS = 3_600_000
@@ -65,12 +66,17 @@ def ensure_topics(kafka: KafkaSettings, connect_timeout_s: float = 30.0) -> list
     specs = topic_specs(kafka)
     try:
         admin = KafkaAdminClient(
-            bootstrap_servers=kafka.bootstrap,
+            **client_options(kafka),
             client_id="sessionflow-admin",
             bootstrap_timeout_ms=int(connect_timeout_s * 1000),
         )
     except Exception as exc:
-        raise BrokerError(f"cannot reach Kafka at {kafka.bootstrap}: {exc}") from None
+        hint = (
+            " (check security_protocol, the CA and the SASL user and password)"
+            if kafka.security_protocol != "PLAINTEXT"
+            else ""
+        )
+        raise BrokerError(f"cannot reach Kafka at {kafka.bootstrap}: {exc}{hint}") from None
     try:
         created = _create_missing(admin, specs)
         return [_reconcile(admin, spec, created=spec.name in created) for spec in specs]

@@ -41,6 +41,7 @@ from kafka.structs import OffsetAndMetadata
 from pipeline.config import Settings
 from pipeline.events.timestamps import history_window, now_micros
 from pipeline.faults import fault_point
+from pipeline.kafka.client import client_options
 from pipeline.lake.files import disk_error
 from pipeline.lake.processing import accept_json_batch, no_events, process
 from pipeline.lake.state import PartitionState, PartitionStore
@@ -115,7 +116,7 @@ class LakeConsumer:
         self._known_ends_at = 0.0  # time.monotonic() of that read
         self.totals = CycleTotals()
         self._consumer = KafkaConsumer(
-            bootstrap_servers=settings.kafka.bootstrap,
+            **client_options(settings.kafka),
             group_id=settings.consumer.group_id,
             group_instance_id=instance_id,
             client_id=f"sessionflow-consumer-{instance_id or 'dynamic'}",
@@ -126,7 +127,7 @@ class LakeConsumer:
             isolation_level="read_committed",
         )
         self._dlq = KafkaProducer(
-            bootstrap_servers=settings.kafka.bootstrap,
+            **client_options(settings.kafka),
             client_id="sessionflow-consumer-dlq",
             acks="all",
             enable_idempotence=True,

@@ -6,18 +6,25 @@
 - The previous day's salt stays available only for `keep_previous` after midnight, so
   sessions crossing midnight keep their visitor id. Then it and anything older is
   overwritten and deleted: nobody, not even the operator, can link visitors across days.
+  Every command that touches salts (the collector, on a timer too; produce, import,
+  consume and the flows, at start) destroys expired ones and the staging copies left by
+  a killed process; a salt file that is empty or open to others is refused.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
 import time
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from pipeline.privacy.secrets import read_or_create_secret
+from pipeline.config import Settings
+from pipeline.privacy.secrets import (
+    read_or_create_secret,
+    read_secret,
+    remove_abandoned_staging,
+    shred,
+)
 
 SALT_BYTES = 32
 HOUSEKEEPING_EVERY_S = 60.0  # destroying expired salts needs no per-event precision
@@ -30,6 +37,20 @@ class SaltStore:
         self.keep_previous = keep_previous
         self._cache: dict[date, bytes | None] = {}
         self._next_housekeeping = 0.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SaltStore:
+        # Yesterday's salt is kept one session timeout after midnight.
+        keep = timedelta(minutes=settings.sessionization.timeout_minutes)
+        return cls(settings.salt_dir, settings.timezone, keep_previous=keep)
+
+    def check(self, now: datetime) -> None:
+        """At start: what has expired destroyed, and every salt still kept readable by
+        its owner only and not empty (SecretFileError with the fix otherwise)."""
+        self.destroy_expired_at(now)
+        for path in sorted(self.directory.glob("salt-*")) if self.directory.is_dir() else []:
+            if _day_of(path) is not None:
+                read_secret(path)
 
     def salts(self, now: datetime) -> tuple[bytes, bytes | None]:
         """Today's salt, and yesterday's while sessions may still cross midnight."""
@@ -67,19 +88,17 @@ class SaltStore:
 
     def destroy_expired(self, today: date, keep_yesterday: bool) -> None:
         oldest_kept = today - timedelta(days=1 if keep_yesterday else 0)
+        remove_abandoned_staging(self.directory, "salt-")
         for path in self.directory.glob("salt-*"):
             day = _day_of(path)
             if day is not None and day < oldest_kept:
-                _shred(path)
+                shred(path)
 
     def _path(self, day: date) -> Path:
         return self.directory / f"salt-{day.isoformat()}"
 
     def _read(self, day: date) -> bytes | None:
-        try:
-            return self._path(day).read_bytes()
-        except FileNotFoundError:
-            return None
+        return read_secret(self._path(day))
 
     def _get_or_create(self, day: date) -> bytes:
         return read_or_create_secret(self._path(day), SALT_BYTES)
@@ -92,12 +111,10 @@ def _day_of(path: Path) -> date | None:
         return None
 
 
-def _shred(path: Path) -> None:
-    # Best effort: overwrite before unlinking (journaling and SSDs may keep old blocks).
-    with contextlib.suppress(FileNotFoundError):
-        size = path.stat().st_size
-        with path.open("r+b") as handle:
-            handle.write(b"\0" * size)
-            handle.flush()
-            os.fsync(handle.fileno())
-        path.unlink()
+def tidy_secret_files(settings: Settings, now: datetime) -> None:
+    """What each command that touches salts does at start, so that salts die on time even
+    while no collector runs: expired salts shredded, and the staging copies of salts and
+    of the site key that a killed process left removed."""
+    SaltStore.from_settings(settings).destroy_expired_at(now)
+    key = settings.site_key_file
+    remove_abandoned_staging(key.parent, key.name)

@@ -21,7 +21,8 @@ ALLOWED: dict[str, set[str]] = {
     "sessions": {"events", "privacy"},
     "kafka": {"events", "privacy"},  # the SDK scrubs as the collector does (DESIGN: data flow)
     "collector": {"events", "privacy", "kafka"},
-    "lake": {"events", "privacy", "sessions"},
+    # kafka: the consumer's clients connect with kafka/client.py's options, as every client
+    "lake": {"events", "privacy", "sessions", "kafka"},
     "warehouse": {"events", "lake", "sessions"},
     "dev": {"events", "privacy", "collector", "kafka", "sessions", "lake", "warehouse"},
 }
