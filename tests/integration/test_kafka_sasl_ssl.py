@@ -99,21 +99,9 @@ def test_every_command_through_tls_and_scram(secured_broker: LocalBroker, tmp_pa
 
         events = tmp_path / "events.jsonl"
         now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 3600))
-        events.write_text(
-            "".join(
-                json.dumps(
-                    {
-                        "event_id": f"e{n}",
-                        "event_name": "page_view",
-                        "event_ts": now,
-                        "site_id": "shop.example",
-                        "visitor_id": f"v{n}",
-                    }
-                )
-                + "\n"
-                for n in range(5)
-            )  # fmt: skip
-        )
+        page_view = {"event_name": "page_view", "event_ts": now, "site_id": "shop.example"}
+        lines = [{**page_view, "event_id": f"e{n}", "visitor_id": f"v{n}"} for n in range(5)]
+        events.write_text("".join(json.dumps(line) + "\n" for line in lines))
         produced = run_cli(env, "produce", "--file", str(events))
         outputs += [produced.stdout, produced.stderr]
         assert produced.returncode == 0, produced.stderr
