@@ -1,9 +1,14 @@
 """Fuzzing the config loader: TOML text and environment variables. Every input gives
-Settings or a ConfigError of one line; never another exception."""
+Settings or a ConfigError of one line; never another exception. Configs that hold a
+secret (an api_secret, a Kafka password, credentials in the bootstrap servers), in its
+place, under a typo'd key, as a number, beside hostile values, never show it: not in the
+error, not in the real CLI's stdout or stderr (--verbose too)."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
@@ -13,7 +18,7 @@ from hypothesis import strategies as st
 
 from pipeline.config import Settings, load_settings
 from pipeline.errors import ConfigError
-from tests.reliability.support import Outcomes, assert_one_line, fuzz_settings
+from tests.reliability.support import Outcomes, assert_one_line, cli_env, fuzz_settings
 
 OUTCOMES = Outcomes()
 
@@ -150,3 +155,94 @@ def test_environment_corpus() -> None:
             attempt("environment corpus", environ={name: value})
     with pytest.raises(ConfigError):
         load_settings(environ={"SESSIONFLOW_DATA_DIR": "data\x00"})
+
+
+# -- secrets ---------------------------------------------------------------------------
+
+SECRET = "k7Qp-not-to-be-shown-9Zr"
+SECRET_NUMBER = "918273645127"  # an api_secret written without quotes: a TOML integer
+# Where a config holds a secret: a TOML fragment (after the top-level keys), or the
+# environment.
+SECRET_IN_TOML = [
+    f'[ga4."shop.example"]\napi_secret = "{SECRET}"\n',
+    f'[ga4."shop.example"]\napi_secret = {SECRET_NUMBER}\n',
+    f'[ga4."shop.example"]\napi_secert = "{SECRET}"\n',
+    f'[ga4."shop.example"]\napi_secret = ["{SECRET}"]\n',
+    f'[ga4."shop.example"]\napi_secret = "{SECRET}"\nmeasurement_id = "G-x"\n',
+    f'[ga4."shop.example"]\napi_secret = "{SECRET}\\u0000"\n',
+    f'[ga4."other.example"]\napi_secret = "{SECRET}"\n',  # a root-level error
+    f'[ga4]\n"shop.example" = "{SECRET}"\n',
+    f'[kafka]\nsasl_password = "{SECRET}"\n',  # refused in a file
+    f'[kafka]\nsasl_pasword = "{SECRET}"\n',
+    f'[kafka]\nbootstrap_servers = "admin:{SECRET}@kafka.example:9093"\n',
+    f'[kafka]\nbootstrap_servers = "sasl_ssl://{SECRET}@kafka.example:9093"\n',
+    f'[kafka]\nsecurity_protocol = "SASL_SSL"\nsasl_password_file = "{SECRET}"\n',
+]
+SECRET_IN_ENV = [
+    {"KAFKA_BOOTSTRAP_SERVERS": f"user:{SECRET}@kafka.example:9092"},
+    {"KAFKA_BOOTSTRAP_SERVERS": f"{SECRET}@kafka.example:9092,b:9092"},
+    {"SESSIONFLOW_KAFKA__SASL_PASSWORD": SECRET},
+    {"SESSIONFLOW_KAFKA__SASL_PASSWORD": SECRET_NUMBER, "SESSIONFLOW_KAFKA__PARTITIONS": "0"},
+    {"SESSIONFLOW_KAFKA__SASL_PASSWORD": SECRET, "SESSIONFLOW_KAFKA__SECURITY_PROTOCOL": "TLS"},
+    {"SESSIONFLOW_KAFKA__SASL_PASSWORD": f"[{SECRET}]", "KAFKA_BOOTSTRAP_SERVERS": "h:1"},
+]
+secret_configs = st.tuples(
+    st.lists(st.tuples(st.sampled_from(KEYS), toml_values), max_size=3),
+    st.sampled_from([*SECRET_IN_TOML, ""]),
+    st.sampled_from([{}, *SECRET_IN_ENV]),
+).filter(lambda config: bool(config[1] or config[2]))
+
+
+def secret_config_file(path: Path, items: list[tuple[str, str]], fragment: str) -> None:
+    top, tables = [], []
+    for key, value in items:
+        section, _, name = key.rpartition(".")
+        (tables if section else top).append(
+            f"[{section}]\n{name} = {value}\n" if section else f"{name} = {value}\n"
+        )
+    path.write_text("".join(top + tables) + fragment, "utf-8", "surrogatepass")
+
+
+def assert_no_secret(text: str) -> None:
+    assert SECRET not in text and SECRET_NUMBER not in text, text[-2000:]
+
+
+@fuzz_settings(400)
+@given(config=secret_configs)
+def test_no_secret_in_a_config_error(
+    workdir: Path, config: tuple[list[tuple[str, str]], str, dict[str, str]]
+) -> None:
+    items, fragment, environ = config
+    path = workdir / "secret.toml"
+    secret_config_file(path, items, fragment)
+    try:
+        load_settings(path, environ=environ)
+    except ConfigError as error:
+        assert_one_line(error)
+        assert_no_secret(str(error))
+        OUTCOMES.add("secret rejected")
+    else:
+        OUTCOMES.add("secret accepted")
+
+
+@fuzz_settings(30)
+@given(config=secret_configs)
+def test_no_secret_from_the_cli(
+    workdir: Path, config: tuple[list[tuple[str, str]], str, dict[str, str]]
+) -> None:
+    """The same configs through the real CLI, --verbose: a command that reads its config
+    and touches neither Kafka nor Prefect (`prefect status` reads a pid file)."""
+    items, fragment, environ = config
+    path = workdir / "cli-secret.toml"
+    secret_config_file(path, items, fragment)
+    env = cli_env(SESSIONFLOW_DATA_DIR=str(workdir / "cli-data"), **environ)
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "--verbose", "--config", str(path),
+         "prefect", "status"],
+        env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert_no_secret(result.stdout + result.stderr)
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+    if result.returncode not in (0, 3):  # 3: the local Prefect server is not running
+        assert len(errors) == 1, result.stderr[-2000:]
+    OUTCOMES.add(f"cli exit {result.returncode}")
