@@ -9,19 +9,27 @@ A Prefect server must be reachable: PREFECT_API_URL, or the local one of
 from __future__ import annotations
 
 import os
+from datetime import UTC, datetime
 from typing import Any
 
-from prefect import flow, serve
+from prefect import flow, get_run_logger, serve
 
 from flows.costs import cost_loading
 from flows.daily import RunReport, daily_aggregation
-from pipeline.config import Settings
+from pipeline.config import Settings, load_settings
 from pipeline.errors import SessionflowError
+from pipeline.privacy.salts import tidy_secret_files
 
 
 @flow(name="sessionflow-scheduled-daily")
 def scheduled_daily(config_path: str | None = None) -> RunReport:
-    """Yesterday (property time zone), plus the look-back days and cost changes."""
+    """Yesterday (property time zone), plus the look-back days and cost changes. First,
+    expired salts are destroyed, as every command that touches them does: `serve` runs
+    for months, and salts must die on time with every collector stopped."""
+    try:
+        tidy_secret_files(load_settings(config_path), datetime.now(UTC))
+    except OSError as exc:
+        get_run_logger().warning("cannot remove expired salts: %s", exc)
     report: RunReport = daily_aggregation(None, config_path)
     return report
 

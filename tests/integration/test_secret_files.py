@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from pipeline.config import Settings
-from tests.conftest import free_port, run_cli, settings_env
+from tests.conftest import _shared_prefect, clean_env, free_port, run_cli, settings_env
 from tests.integration.conftest import start_collector
 
 IPHONE = (
@@ -174,3 +174,20 @@ def test_an_unprotected_or_empty_secret_is_refused_at_start(
         if "chmod" in expected
         else ": restore it, or remove it so that a new one is made (what was derived from it changes)"
     ), result.stderr
+
+
+def test_the_scheduled_daily_flow_destroys_expired_salts(tmp_path: Path) -> None:
+    """`serve` runs for months: its daily run destroys expired salts though no
+    collector runs and no other command starts."""
+    data = tmp_path / "data"
+    expired = _salt(data / "secrets" / "salts", datetime.now(UTC).date() - timedelta(days=3))
+    config = tmp_path / "sessionflow.toml"
+    config.write_text(f'data_dir = "{data}"\n')
+    env = clean_env(PREFECT_API_URL=_shared_prefect.api_url())
+    flow = subprocess.run(
+        [sys.executable, "-c",
+         f"from flows.deployments import scheduled_daily; scheduled_daily({str(config)!r})"],
+        env=env, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert flow.returncode == 0, flow.stderr[-2000:]
+    assert not expired.exists()

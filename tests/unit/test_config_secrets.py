@@ -66,8 +66,8 @@ def test_the_sasl_password_comes_from_a_file_or_the_environment(tmp_path: Path) 
     with pytest.raises(ConfigError, match=r"kafka\.sasl_password: not in a config file"):
         load_settings(write(tmp_path, f'[kafka]\nsasl_password = "{SECRET}"\n'), environ={})
     # From the environment as the text given: digits stay a string.
-    settings = load_settings(environ={**SECURED, "SESSIONFLOW_KAFKA__SASL_PASSWORD": "0123"})
-    assert client_options(settings.kafka)["sasl_plain_password"] == "0123"
+    settings = load_settings(environ={**SECURED, "SESSIONFLOW_KAFKA__SASL_PASSWORD": "1234"})
+    assert client_options(settings.kafka)["sasl_plain_password"] == "1234"
 
 
 @pytest.mark.parametrize(
