@@ -167,7 +167,10 @@ def test_an_unprotected_or_empty_secret_is_refused_at_start(
         path.chmod(mode)
     else:
         path = _salt(kafka_settings.salt_dir, datetime.now(UTC).date(), mode, content)
-    result = run_cli(settings_env(kafka_settings), "collect", "--port", str(free_port()))
+    # Refused at start: a collector that accepted the file would still run after 60 s.
+    result = run_cli(
+        settings_env(kafka_settings), "collect", "--port", str(free_port()), timeout=60
+    )
     assert result.returncode == 1
     assert result.stderr.strip() == f"Error: secret file {path} {expected}" + (
         f" {path}`"
