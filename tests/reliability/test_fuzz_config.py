@@ -194,12 +194,13 @@ secret_configs = st.tuples(
 
 
 def secret_config_file(path: Path, items: list[tuple[str, str]], fragment: str) -> None:
-    top, tables = [], []
-    for key, value in items:
-        section, _, name = key.rpartition(".")
-        (tables if section else top).append(
-            f"[{section}]\n{name} = {value}\n" if section else f"{name} = {value}\n"
-        )
+    # Top-level keys first, then one table per key, then the secret's fragment.
+    top = [f"{key} = {value}\n" for key, value in items if "." not in key]
+    tables = [
+        f"[{key.rpartition('.')[0]}]\n{key.rpartition('.')[2]} = {value}\n"
+        for key, value in items
+        if "." in key
+    ]
     path.write_text("".join(top + tables) + fragment, "utf-8", "surrogatepass")
 
 
