@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import get_args
 
 import pytest
 from click.testing import CliRunner
 from kafka import KafkaAdminClient
+from pydantic import BaseModel, SecretStr
 
 from pipeline.cli import cli
-from pipeline.config import load_settings
+from pipeline.config import SECRET_FIELDS, SECRET_SECTIONS, Settings, load_settings
 from pipeline.errors import ConfigError, SecretFileError
 from pipeline.kafka.client import client_options
 
@@ -146,3 +148,23 @@ def test_cli_error_lines_mask_the_settings_secrets(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["--config", str(path), "costs", "load", f"/x/{SECRET}.csv"])
     assert result.exit_code == 1
     assert SECRET not in result.output and "***" in result.output
+
+
+def test_every_secret_field_is_known_to_the_error_rule() -> None:
+    """A SecretStr field added to a section (or to a per-site table) must be listed in
+    SECRET_FIELDS, and its section in SECRET_SECTIONS, or its errors would quote it."""
+    found: set[tuple[str, str]] = set()
+    for section, field in Settings.model_fields.items():
+        models = [arg for arg in get_args(field.annotation) if isinstance(arg, type)]
+        if isinstance(field.annotation, type):
+            models.append(field.annotation)
+        for model in models:
+            if issubclass(model, BaseModel):
+                found |= {
+                    (section, name)
+                    for name, inner in model.model_fields.items()
+                    if SecretStr in (inner.annotation, *get_args(inner.annotation))
+                }
+    assert found >= {("ga4", "api_secret"), ("kafka", "sasl_password")}
+    for section, name in found:
+        assert section in SECRET_SECTIONS and name in SECRET_FIELDS, (section, name)
