@@ -9,8 +9,8 @@ cost for the common (clean) case.
 
 How it stays equivalent:
 - Decoding uses a msgspec Struct derived from the same schema rules (`field_rules`):
-  JSON types, required fields, lengths in code points, enums, minimums, no unknown
-  fields. msgspec is stricter than `json.loads` wherever they differ (NaN literals, a
+  JSON types, required fields, lengths in code points, enums, minimums, maximums, no
+  unknown fields. msgspec is stricter than `json.loads` wherever they differ (NaN literals, a
   BOM, lone surrogates, unknown fields sent as null, 1.0 for an integer): such a record
   fails here and goes to the per-event path, which decides.
 - Each record is decoded on its own (one C call each): concatenating records first would
@@ -84,11 +84,13 @@ def _decoder() -> msgspec.json.Decoder[Any]:
                 kind = Annotated[str, msgspec.Meta(min_length=least, max_length=rule.max_length)]
         elif rule.kind == "integer":
             least_int = _INT64_MIN if rule.minimum is None else rule.minimum
-            kind = Annotated[int, msgspec.Meta(ge=least_int, le=_INT64_MAX)]
+            most_int = _INT64_MAX if rule.maximum is None else rule.maximum
+            kind = Annotated[int, msgspec.Meta(ge=least_int, le=most_int)]
         else:  # number: an int stays an int (as json.loads keeps it), within float64
             bound: float = -EXACT_FLOAT_LIMIT if rule.minimum is None else rule.minimum
-            whole = Annotated[int, msgspec.Meta(ge=bound, le=EXACT_FLOAT_LIMIT)]
-            kind = whole | Annotated[float, msgspec.Meta(ge=rule.minimum)]
+            most = EXACT_FLOAT_LIMIT if rule.maximum is None else rule.maximum
+            whole = Annotated[int, msgspec.Meta(ge=bound, le=most)]
+            kind = whole | Annotated[float, msgspec.Meta(ge=rule.minimum, le=rule.maximum)]
         if rule.required:
             fields.append((name, kind, msgspec.NODEFAULT))
         else:

@@ -38,6 +38,7 @@ class _FieldRule:
     min_length: int = 0
     enum: frozenset[str] | None = None
     minimum: float | None = None
+    maximum: float | None = None
 
 
 @cache
@@ -60,6 +61,7 @@ def _field_rules() -> dict[str, _FieldRule]:
             min_length=spec.get("minLength", 0),
             enum=frozenset(v for v in enum if v is not None) if enum else None,
             minimum=spec.get("minimum"),
+            maximum=spec.get("maximum"),
         )
     return rules
 
@@ -155,6 +157,8 @@ def _check_number(name: str, value: object, rule: _FieldRule) -> None:
         raise Rejected(Reason.WRONG_TYPE, f"{name} is out of range")
     if rule.minimum is not None and value < rule.minimum:
         raise Rejected(Reason.NEGATIVE_NUMBER, f"{name} must be >= {rule.minimum:g}")
+    if rule.maximum is not None and value > rule.maximum:
+        raise Rejected(Reason.NUMBER_TOO_LARGE, f"{name} must be <= {rule.maximum:g}")
 
 
 def check_codes(event: Event) -> Event:

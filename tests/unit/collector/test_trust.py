@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -23,7 +24,7 @@ Body = bytes | dict[str, Any] | None
 
 
 def exchange(
-    settings: Settings, sink: RecordingSink, requests: list[tuple[str, Body]]
+    settings: Settings, sink: RecordingSink, requests: Sequence[tuple[str, Body]]
 ) -> list[httpx.Response]:
     """(path, body) pairs to one app, as a browser sends them: a POST per body, a GET
     where the body is None."""

@@ -71,6 +71,9 @@ def outcome(**fields: Any) -> str:
         ({"site_id": "gtag.example"}, "accepted"),  # no trust: authenticated
         ({"trust": "anonymous"}, "accepted"),  # the default: anonymous purchases count
         ({"trust": "root"}, Reason.BAD_ENUM),
+        # At most 31 days of engagement per event: a session's sum stays within BIGINT.
+        ({"engagement_time_ms": 2_678_400_000}, "accepted"),
+        ({"engagement_time_ms": 2_678_400_001}, Reason.NUMBER_TOO_LARGE),
     ],
 )  # fmt: skip
 def test_site_rules(fields: dict[str, Any], expected: str) -> None:

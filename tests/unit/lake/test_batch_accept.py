@@ -118,6 +118,8 @@ HOSTILE: list[bytes] = [
     _json(trust="root"),
     _json(trust=None),
     _json(value=1_000_000),
+    _json(engagement_time_ms=2_678_400_000),
+    _json(engagement_time_ms=2_678_400_001),
     _json(value=1_000_000.01),
     _json(value=-2_000_000, event_name="sign_up"),
     _json(value=2_000_000, currency="JPY"),

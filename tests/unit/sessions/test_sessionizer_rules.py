@@ -699,7 +699,8 @@ def test_a_version_2_dedup_snapshot_matches_its_ids_on_any_site() -> None:
 def test_an_anonymous_event_never_drops_an_authenticated_one() -> None:
     """An authenticated event is a repeat only of an authenticated one; an anonymous one
     of either. Both orders, and in one batch or two."""
-    anonymous, authenticated = {"trust": "anonymous"}, {"trust": "authenticated"}
+    anonymous: dict[str, Any] = {"trust": "anonymous"}
+    authenticated: dict[str, Any] = {"trust": "authenticated"}
     for batches in (
         [[event("o", 0, **anonymous), event("o", 1, **authenticated)]],
         [[event("o", 0, **anonymous)], [event("o", 1, **authenticated)]],
