@@ -110,18 +110,22 @@ def test_anonymous_traffic_cannot_cancel_or_devalue_authenticated_purchases(
     collector: RunningCollector,
 ) -> None:
     days = {today()}
-    # (a) A gtag page view takes the shop's order id as its event id, then the shop's
-    # authenticated purchase with that event id arrives.
+    # (a) A gtag page view takes the shop's order id as its event id (the shop's
+    # authenticated purchase with that event id comes later).
     assert gtag(collector, tid="G-SHOP1234", en="page_view", **{"ep.event_id": "order-1001"}
                 ).status_code == 204  # fmt: skip
-    answer = mp(collector, "G-SHOP1234", SHOP_SECRET, "111.222",
-                purchase(499, "A-1001", event_id="order-1001"))  # fmt: skip
-    assert answer.status_code == 204, answer.text
-    # (b) Plausible bodies pre-register transaction ids 1001 and 1002 at 0.01; then the
-    # shop's two authenticated 499 orders with those ids.
+    # (b) Plausible bodies pre-register transaction ids 1001 and 1002 at 0.01.
     for transaction_id in ("1001", "1002"):
         answer = plausible(collector, plausible_purchase("shop.example", "0.01", transaction_id))
         assert answer.status_code == 202, answer.text
+    # They are in the lake before the shop's events arrive.
+    wait_until_delivered(collector, 3, timeout_s=60)
+    ok(run_cli(collector.env, "consume", "--until-caught-up"))
+    # (a) The shop's authenticated purchase with the event id the page view took.
+    answer = mp(collector, "G-SHOP1234", SHOP_SECRET, "111.222",
+                purchase(499, "A-1001", event_id="order-1001"))  # fmt: skip
+    assert answer.status_code == 204, answer.text
+    # (b) The shop's two authenticated 499 orders with the pre-registered ids.
     for client, transaction_id in (("333.444", "1001"), ("777.888", "1002")):
         answer = mp(collector, "G-SHOP1234", SHOP_SECRET, client, purchase(499, transaction_id))
         assert answer.status_code == 204, answer.text
