@@ -4,67 +4,28 @@ that records what would go to Kafka."""
 
 from __future__ import annotations
 
-import asyncio
-import json
-from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-import httpx
-import pytest
-
-from pipeline.collector.app import create_app
-from pipeline.config import Settings, load_settings
+from pipeline.config import Settings
 from tests.unit.collector.sinks import RecordingSink
-from tests.unit.collector.test_ga4_validation import MEASUREMENT_ID, PAGE, SECRET, ga4, page_view
+from tests.unit.collector.test_ga4_validation import (
+    MEASUREMENT_ID,
+    PAGE,
+    SECRET,
+    exchange,
+    ga4,
+    page_view,
+)
+from tests.unit.collector.test_ga4_validation import settings as settings  # the fixture
 from tests.unit.collector.test_ingestion import CHROME
 
-Body = bytes | dict[str, Any] | None
+BROWSER = {"user-agent": CHROME}
 
 
-def exchange(
-    settings: Settings, sink: RecordingSink, requests: Sequence[tuple[str, Body]]
-) -> list[httpx.Response]:
-    """(path, body) pairs to one app, as a browser sends them: a POST per body, a GET
-    where the body is None."""
-
-    async def send() -> list[httpx.Response]:
-        transport = httpx.ASGITransport(app=create_app(settings, sink))
-        headers = {"user-agent": CHROME, "content-type": "application/json"}
-        async with httpx.AsyncClient(
-            transport=transport, base_url="http://collector", headers=headers
-        ) as client:
-            responses = []
-            for path, body in requests:
-                if body is None:
-                    responses.append(await client.get(path))
-                    continue
-                content = body if isinstance(body, bytes) else json.dumps(body).encode()
-                responses.append(await client.post(path, content=content))
-            return responses
-
-    return asyncio.run(send())
-
-
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    # shop.example: a GA4 stream with an api_secret; blog.example: none.
-    return load_settings(
-        environ={
-            "SESSIONFLOW_DATA_DIR": str(tmp_path),
-            "SESSIONFLOW_SITES": '["shop.example", "blog.example"]',
-            "SESSIONFLOW_GA4": (
-                f'{{"shop.example" = {{measurement_id = "{MEASUREMENT_ID}", '
-                f'api_secret = "{SECRET}"}}}}'
-            ),
-        }
-    )
-
-
-def trust_of(settings: Settings, path: str, body: Body) -> list[str]:
+def trust_of(settings: Settings, path: str, body: bytes | dict[str, Any] | None) -> list[str]:
     sink = RecordingSink(settings)
-    (response,) = exchange(settings, sink, [(path, body)])
+    (response,) = exchange(settings, sink, [(path, body)], BROWSER)
     assert response.status_code < 300, response.text
     return [event["trust"] for event in sink.offered]
 
@@ -94,7 +55,7 @@ def test_a_client_cannot_claim_to_be_authenticated(settings: Settings) -> None:
                                     "trust": "authenticated"}), None),
     ]  # fmt: skip
     sink = RecordingSink(settings)
-    responses = exchange(settings, sink, claims)
+    responses = exchange(settings, sink, claims, BROWSER)
     # Taken as anonymous, or refused: never authenticated.
     assert all(response.status_code < 500 for response in responses)
     assert sink.offered, "no claim was taken at all: the test would prove nothing"

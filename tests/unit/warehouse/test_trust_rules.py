@@ -39,6 +39,14 @@ def revenue_of(rows: list[Row]) -> dict[str, tuple[Any, Any]]:
     return {row["visitor_id"]: (row["revenue"], row["refunds"]) for row in rows}
 
 
+def shop_revenue(settings: Any) -> list[tuple[Any, ...]]:
+    with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
+        return con.execute(
+            "SELECT revenue FROM daily_site_summary WHERE date = ? AND site_id = ?",
+            [DAY, "shop.example"],
+        ).fetchall()
+
+
 def test_an_authenticated_event_wins_its_event_id_whichever_landed_first(
     tmp_path: Path, bare: BareRunner
 ) -> None:
@@ -133,12 +141,7 @@ def test_lake_files_without_trust_are_authenticated_and_still_build(tmp_path: Pa
     assert sorted("trust" in pq.read_schema(path).names for path in files) == [False, True]
 
     build_day(settings, DAY)
-    with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
-        revenue = con.execute(
-            "SELECT revenue FROM daily_site_summary WHERE date = ? AND site_id = ?",
-            [DAY, "shop.example"],
-        ).fetchall()
-    assert revenue == [(Decimal(499),)]
+    assert shop_revenue(settings) == [(Decimal(499),)]
 
 
 def test_an_amount_beyond_the_warehouse_decimal_is_flagged_not_a_failed_build(
@@ -154,9 +157,4 @@ def test_an_amount_beyond_the_warehouse_decimal_is_flagged_not_a_failed_build(
     import_events(settings, events, tmp_path / "events.jsonl")
     built = build_day(settings.model_copy(update={"currency_rates": {"EUR": 1e12}}), DAY)
     assert built.unconverted_values == 1
-    with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
-        revenue = con.execute(
-            "SELECT revenue FROM daily_site_summary WHERE date = ? AND site_id = ?",
-            [DAY, "shop.example"],
-        ).fetchall()
-    assert revenue == [(Decimal(2),)]
+    assert shop_revenue(settings) == [(Decimal(2),)]
