@@ -10,9 +10,9 @@ cost for the common (clean) case.
 How it stays equivalent:
 - Decoding uses a msgspec Struct derived from the same schema rules (`field_rules`):
   JSON types, required fields, lengths in code points, enums, minimums, maximums, no
-  unknown fields. msgspec is stricter than `json.loads` wherever they differ (NaN literals, a
-  BOM, lone surrogates, unknown fields sent as null, 1.0 for an integer): such a record
-  fails here and goes to the per-event path, which decides.
+  unknown fields. msgspec is stricter than `json.loads` wherever they differ (NaN
+  literals, a BOM, lone surrogates, unknown fields sent as null, 1.0 for an integer):
+  such a record fails here and goes to the per-event path, which decides.
 - Each record is decoded on its own (one C call each): concatenating records first would
   let two invalid halves form one valid event.
 - The remaining checks (codes, amounts, the time window, RFC 3339 in its canonical UTC

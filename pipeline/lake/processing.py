@@ -158,7 +158,8 @@ def process(
     drop_known: Callable[[pa.Table], pa.Table] | None = None,
 ) -> Processed:
     """De-duplicate `accepted` (validated events as dicts, or as canonical Arrow rows from
-    `accept_json_batch`; first arrival wins), sessionize, and return the lake rows of
+    `accept_json_batch`; first arrival wins, but never an anonymous event over an
+    authenticated one: pipeline.sessions.dedup), sessionize, and return the lake rows of
     every event the sessionizer releases: all of them when `final`, else those behind the
     watermark (or `cutoff_floor`)."""
     if not isinstance(accepted, pa.Table):
