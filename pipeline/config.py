@@ -47,6 +47,9 @@ _NON_KEY_ENV = frozenset({CONFIG_ENV, FAULT_ENV})
 # GA4 allows a session timeout from 1 minute to 7 hours 55 minutes.
 MIN_TIMEOUT_MINUTES = 1
 MAX_TIMEOUT_MINUTES = 7 * 60 + 55
+# The largest max_event_value: the warehouse's amounts are DECIMAL(18, 4), up to about
+# 1e14, so an event at the bound leaves room for 100 of them in one day's sum.
+MAX_EVENT_VALUE_LIMIT = 1e12
 # Sections whose keys are the user's own names (goals, currencies), not fixed fields.
 _FREE_FORM_SECTIONS = frozenset({"goals", "goal_counting", "currency_rates"})
 # Secrets: an error line never quotes a value of these fields, nor any value in a section
@@ -168,6 +171,20 @@ class ValidationSettings(_Section):
     collector_max_past_hours: float = Field(72.0, gt=0)
     # Everyone (collector, consumer, import) rejects timestamps beyond this clock skew.
     max_future_skew_minutes: float = Field(15.0, ge=0)
+    # The largest value one event may carry, either way, in the reporting currency (a
+    # site's [site."<id>"] max_event_value overrides it): everyone rejects larger ones.
+    max_event_value: float = Field(1_000_000.0, gt=0, le=MAX_EVENT_VALUE_LIMIT)
+
+
+class SiteSettings(_Section):
+    """A site's own settings: [site."<site id>"], for a site of `sites`."""
+
+    # Whether purchases and refunds from the anonymous routes (/api/event, /g/collect,
+    # and /mp/collect for a site without an api_secret) count at all. GA4 shops often
+    # send purchases from gtag.js, hence the default; false rejects them.
+    anonymous_purchases: bool = True
+    # This site's [validation] max_event_value.
+    max_event_value: float | None = Field(None, gt=0, le=MAX_EVENT_VALUE_LIMIT)
 
 
 class CollectorSettings(_Section):
@@ -270,6 +287,8 @@ class Settings(_Section):
     attribution: AttributionSettings = Field(default_factory=AttributionSettings)
     # Per site (a key of `sites`): [ga4."shop.example"] measurement_id, api_secret.
     ga4: dict[str, Ga4Stream] = Field(default_factory=dict)
+    # Per site (a key of `sites`): [site."shop.example"] anonymous_purchases, ...
+    site: dict[str, SiteSettings] = Field(default_factory=dict)
     privacy: PrivacySettings = Field(default_factory=PrivacySettings)
 
     @field_validator("timezone")
@@ -341,6 +360,22 @@ class Settings(_Section):
         secrets = [stream.api_secret for stream in self.ga4.values()]
         secrets.append(self.kafka.sasl_password)
         return [secret.get_secret_value() for secret in secrets if secret is not None]
+
+    @model_validator(mode="after")
+    def _site_sections_of_known_sites(self) -> Settings:
+        unknown = sorted(self.site.keys() - set(self.sites))
+        if unknown:
+            raise ValueError(f"[site] names sites not in `sites`: {unknown}")
+        return self
+
+    def site_settings(self, site: str) -> SiteSettings:
+        """A site's [site."<id>"] section, or the defaults."""
+        return self.site.get(site) or SiteSettings()
+
+    def max_event_value(self, site: str) -> float:
+        """The largest value one event of `site` may carry (reporting currency)."""
+        own = self.site_settings(site).max_event_value
+        return self.validation.max_event_value if own is None else own
 
     def site_for_measurement_id(self, measurement_id: str) -> str | None:
         """The site a GA4 measurement id (or the site id itself) names; None if none."""

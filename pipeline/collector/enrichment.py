@@ -28,6 +28,7 @@ from pipeline.collector.hits import Hit
 from pipeline.collector.useragent import describe_user_agent
 from pipeline.config import Settings
 from pipeline.events.reasons import Reason, Rejected
+from pipeline.events.site_rules import ANONYMOUS, AUTHENTICATED, SiteRules
 from pipeline.events.timestamps import MICROS, collector_window
 from pipeline.events.validation import Event, validate_event
 from pipeline.privacy.country import CountryResolver
@@ -77,6 +78,12 @@ class Ingestor:
         self.respect_opt_out = settings.privacy.respect_opt_out
         self.window = collector_window(settings.validation)
         self.site_for_measurement_id = settings.site_for_measurement_id
+        self.site_rules = SiteRules.from_settings(settings)
+        # Sites whose /mp/collect requests must carry the api_secret (app.py checks it
+        # before any event is parsed): their Measurement Protocol events are authenticated.
+        self.sites_with_api_secret = frozenset(
+            site for site, stream in settings.ga4.items() if stream.api_secret is not None
+        )
         # A GA4 batch repeats its client id (and user id) in every event, and a visitor
         # comes back: the keyed hashes are memoised, bounded (LRU).
         self._stable_id = lru_cache(maxsize=16_384)(self.site_keys.stable_id)
@@ -87,19 +94,19 @@ class Ingestor:
         # user agent and IP describe the server, not the visitor.
         self._steps: dict[str, tuple[Step, ...]] = {
             "plainsignal": (
-                self.put_site, self.drop_bots, self.drop_opted_out, self.put_user_agent_info,
-                self.put_page, self.put_country_from_request, self.put_cookie_free_visitor_id,
-                self.put_event_id, self.put_event_fields,
+                self.put_site, self.put_trust, self.drop_bots, self.drop_opted_out,
+                self.put_user_agent_info, self.put_page, self.put_country_from_request,
+                self.put_cookie_free_visitor_id, self.put_event_id, self.put_event_fields,
             ),
             "ga4": (
-                self.put_site, self.drop_opted_out, self.put_ga4_device, self.put_page,
-                self.put_ga4_country, self.put_stable_visitor_id, self.put_user_id,
-                self.put_ga4_event_id, self.put_event_fields,
+                self.put_site, self.put_trust, self.drop_opted_out, self.put_ga4_device,
+                self.put_page, self.put_ga4_country, self.put_stable_visitor_id,
+                self.put_user_id, self.put_ga4_event_id, self.put_event_fields,
             ),
             # gtag.js (/g/collect) runs in the visitor's browser: its user agent and address
             # describe the visitor, as for PlainSignal; its ids are GA4's, hashed alike.
             "gtag": (
-                self.put_measurement_site, self.drop_bots, self.drop_opted_out,
+                self.put_measurement_site, self.put_trust, self.drop_bots, self.drop_opted_out,
                 self.put_user_agent_info, self.put_page, self.put_country_from_request,
                 self.put_stable_visitor_id, self.put_user_id, self.put_event_id,
                 self.put_event_fields,
@@ -110,7 +117,9 @@ class Ingestor:
         event: Event = {}
         for step in self._steps[hit.dialect]:
             step(hit, request, event)
-        return validate_event(event, now_micros=request.received_micros, window=self.window)
+        return validate_event(
+            event, now_micros=request.received_micros, window=self.window, rules=self.site_rules
+        )
 
     # -- steps ----------------------------------------------------------------------------
 
@@ -135,6 +144,14 @@ class Ingestor:
                 f"measurement id {hit.site_id!r} is not a configured [ga4] measurement_id",
             )
         event["site_id"] = site
+
+    def put_trust(self, hit: Hit, request: RequestContext, event: Event) -> None:
+        # How the event arrived, never what the client says (a Hit holds no such field):
+        # only a Measurement Protocol request for a site with an api_secret proved its
+        # sender. Browser routes, and /mp/collect for a site without a secret, anyone
+        # can send.
+        authenticated = hit.dialect == "ga4" and event["site_id"] in self.sites_with_api_secret
+        event["trust"] = AUTHENTICATED if authenticated else ANONYMOUS
 
     def drop_bots(self, hit: Hit, request: RequestContext, event: Event) -> None:
         if describe_user_agent(request.user_agent).is_bot:

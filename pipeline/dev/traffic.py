@@ -37,6 +37,7 @@ from zoneinfo import ZoneInfo
 from pipeline.collector.ga4 import GA4_MAX_EVENTS
 from pipeline.config import Settings
 from pipeline.errors import SessionflowError
+from pipeline.events.site_rules import SiteRules
 from pipeline.events.timestamps import MICROS, history_window, parse_event_ts
 from pipeline.kafka.producer import EventProducer
 
@@ -235,7 +236,11 @@ class TrafficSender:
         self.oldest_us = int((now - max_past + _BACKDATE_MARGIN).timestamp() * MICROS)
         self.tally = Tally()
         self._http = _Http(host, port)
-        self._producer = EventProducer(settings.kafka, window=history_window(settings.validation))
+        self._producer = EventProducer(
+            settings.kafka,
+            window=history_window(settings.validation),
+            rules=SiteRules.from_settings(settings),
+        )
         self._open: OrderedDict[tuple[str, str], _Batch] = OrderedDict()  # oldest first
         self._sent: OrderedDict[str, _Sent] = OrderedDict()  # GA4 event id -> its request
         self._seen: set[str] = set()  # event ids sent by the SDK or a browser

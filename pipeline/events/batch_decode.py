@@ -9,10 +9,10 @@ cost for the common (clean) case.
 
 How it stays equivalent:
 - Decoding uses a msgspec Struct derived from the same schema rules (`field_rules`):
-  JSON types, required fields, lengths in code points, enums, minimums, no unknown
-  fields. msgspec is stricter than `json.loads` wherever they differ (NaN literals, a
-  BOM, lone surrogates, unknown fields sent as null, 1.0 for an integer): such a record
-  fails here and goes to the per-event path, which decides.
+  JSON types, required fields, lengths in code points, enums, minimums, maximums, no
+  unknown fields. msgspec is stricter than `json.loads` wherever they differ (NaN
+  literals, a BOM, lone surrogates, unknown fields sent as null, 1.0 for an integer):
+  such a record fails here and goes to the per-event path, which decides.
 - Each record is decoded on its own (one C call each): concatenating records first would
   let two invalid halves form one valid event.
 - The remaining checks (codes, amounts, the time window, RFC 3339 in its canonical UTC
@@ -34,6 +34,7 @@ import pyarrow.compute as pc
 
 from pipeline.events.codes import country_codes, currency_codes
 from pipeline.events.schema import canonical_arrow_schema
+from pipeline.events.site_rules import ANONYMOUS, SiteRules, default_site_rules
 from pipeline.events.timestamps import MICROS, MIN_EVENT_MICROS, TimestampWindow
 from pipeline.events.validation import (
     AMOUNT_EVENTS,
@@ -83,11 +84,13 @@ def _decoder() -> msgspec.json.Decoder[Any]:
                 kind = Annotated[str, msgspec.Meta(min_length=least, max_length=rule.max_length)]
         elif rule.kind == "integer":
             least_int = _INT64_MIN if rule.minimum is None else rule.minimum
-            kind = Annotated[int, msgspec.Meta(ge=least_int, le=_INT64_MAX)]
+            most_int = _INT64_MAX if rule.maximum is None else rule.maximum
+            kind = Annotated[int, msgspec.Meta(ge=least_int, le=most_int)]
         else:  # number: an int stays an int (as json.loads keeps it), within float64
             bound: float = -EXACT_FLOAT_LIMIT if rule.minimum is None else rule.minimum
-            whole = Annotated[int, msgspec.Meta(ge=bound, le=EXACT_FLOAT_LIMIT)]
-            kind = whole | Annotated[float, msgspec.Meta(ge=rule.minimum)]
+            most = EXACT_FLOAT_LIMIT if rule.maximum is None else rule.maximum
+            whole = Annotated[int, msgspec.Meta(ge=bound, le=most)]
+            kind = whole | Annotated[float, msgspec.Meta(ge=rule.minimum, le=rule.maximum)]
         if rule.required:
             fields.append((name, kind, msgspec.NODEFAULT))
         else:
@@ -98,9 +101,14 @@ def _decoder() -> msgspec.json.Decoder[Any]:
 
 
 def decode_batch(
-    payloads: Sequence[bytes], *, now_micros: int, window: TimestampWindow
+    payloads: Sequence[bytes],
+    *,
+    now_micros: int,
+    window: TimestampWindow,
+    rules: SiteRules | None = None,
 ) -> DecodedBatch:
-    """Decode and validate `payloads` in bulk; see the module docstring for the contract."""
+    """Decode and validate `payloads` in bulk; see the module docstring for the contract.
+    `rules`: the sites' settings, as `validate_event` takes them."""
     decode = _decoder().decode
     decoded: list[Any] = []
     positions: list[int] = []
@@ -113,7 +121,7 @@ def decode_batch(
         else:
             positions.append(index)
     table = _to_table(decoded)
-    ok = _passes_checks(table, now_micros, window)
+    ok = _passes_checks(table, now_micros, window, rules or default_site_rules())
     if not pc.all(ok).as_py():
         failed = pc.filter(pa.array(positions, pa.int64()), pc.invert(ok)).to_pylist()
         unsure = sorted(unsure + failed)
@@ -169,7 +177,9 @@ def _event_ts_micros(values: list[str | int]) -> pa.Array:
     return parsed if whole is None else pc.coalesce(whole, parsed)
 
 
-def _passes_checks(table: pa.Table, now_micros: int, window: TimestampWindow) -> pa.Array:
+def _passes_checks(
+    table: pa.Table, now_micros: int, window: TimestampWindow, rules: SiteRules
+) -> pa.Array:
     """Per row: True when none of the remaining rules could reject it."""
     ts = table["event_ts"]
     future_limit = now_micros + int(window.max_future.total_seconds() * MICROS)
@@ -193,7 +203,23 @@ def _passes_checks(table: pa.Table, now_micros: int, window: TimestampWindow) ->
         pc.invert(pc.match_substring_regex(table[name], _MAYBE_PERSONAL_ID))
         for name in PSEUDONYMOUS_ID_FIELDS
     ]
-    checks = [in_window, finite, amount_ok, currency_ok, country_ok]
+    # The site rules (check_anonymous_amounts, check_value_bound): a value beyond the
+    # smallest bound of any site and currency, or an anonymous purchase or refund for a
+    # site refusing them, goes to the per-event path. Common values are far within it.
+    within_bound = pc.or_kleene(
+        pc.is_null(value), pc.less_equal(pc.abs(value), rules.smallest_bound())
+    )
+    refused_anonymous = pc.and_(
+        pc.and_(
+            pc.fill_null(pc.equal(table["trust"], ANONYMOUS), False),
+            pc.is_in(table["event_name"], pa.array(sorted(AMOUNT_EVENTS))),
+        ),
+        pc.is_in(table["site_id"], pa.array(sorted(rules.refusing_anonymous_amounts), pa.string())),
+    )
+    checks = [
+        in_window, finite, amount_ok, currency_ok, country_ok, within_bound,
+        pc.invert(refused_anonymous),
+    ]  # fmt: skip
     ok = pc.fill_null(checks[0], False)
     for check in checks[1:]:
         ok = pc.and_(ok, pc.fill_null(check, False))

@@ -25,8 +25,11 @@ class Reason(StrEnum):
     BAD_ENUM = "bad_enum"
     NEGATIVE_NUMBER = "negative_number"
     NEGATIVE_AMOUNT = "negative_amount"
+    NUMBER_TOO_LARGE = "number_too_large"  # beyond the schema's maximum
     BAD_TEXT = "bad_text"
     NOT_PSEUDONYMOUS = "not_pseudonymous"  # a visitor or user id that is an e-mail or IP
+    VALUE_TOO_LARGE = "value_too_large"  # beyond the site's max_event_value
+    ANONYMOUS_PURCHASE = "anonymous_purchase"  # the site has anonymous_purchases = false
     # Request and dialect level (collector).
     BAD_JSON = "bad_json"
     NO_EVENTS = "no_events"

@@ -20,6 +20,7 @@ from pipeline.events.codes import country_codes, currency_codes
 from pipeline.events.personal_data import contains_email, is_ip_address
 from pipeline.events.reasons import Reason, Rejected
 from pipeline.events.schema import load_schema
+from pipeline.events.site_rules import ANONYMOUS, SiteRules, default_site_rules
 from pipeline.events.timestamps import (
     MICROS,
     MIN_EVENT_MICROS,
@@ -37,6 +38,7 @@ class _FieldRule:
     min_length: int = 0
     enum: frozenset[str] | None = None
     minimum: float | None = None
+    maximum: float | None = None
 
 
 @cache
@@ -59,6 +61,7 @@ def _field_rules() -> dict[str, _FieldRule]:
             min_length=spec.get("minLength", 0),
             enum=frozenset(v for v in enum if v is not None) if enum else None,
             minimum=spec.get("minimum"),
+            maximum=spec.get("maximum"),
         )
     return rules
 
@@ -154,6 +157,8 @@ def _check_number(name: str, value: object, rule: _FieldRule) -> None:
         raise Rejected(Reason.WRONG_TYPE, f"{name} is out of range")
     if rule.minimum is not None and value < rule.minimum:
         raise Rejected(Reason.NEGATIVE_NUMBER, f"{name} must be >= {rule.minimum:g}")
+    if rule.maximum is not None and value > rule.maximum:
+        raise Rejected(Reason.NUMBER_TOO_LARGE, f"{name} must be <= {rule.maximum:g}")
 
 
 def check_codes(event: Event) -> Event:
@@ -228,12 +233,59 @@ _STEPS: tuple[Callable[[Event], Event], ...] = (
 )
 
 
+# The steps that need the site's settings (pipeline.events.site_rules).
+
+
+def check_anonymous_amounts(event: Event, rules: SiteRules) -> Event:
+    site = event["site_id"]
+    anonymous = event.get("trust") == ANONYMOUS
+    if (
+        anonymous
+        and event["event_name"] in AMOUNT_EVENTS
+        and not rules.counts_anonymous_amounts(site)
+    ):
+        raise Rejected(
+            Reason.ANONYMOUS_PURCHASE,
+            f"site {site!r} counts purchases and refunds from authenticated routes only "
+            "(anonymous_purchases = false)",
+        )
+    return event
+
+
+def check_value_bound(event: Event, rules: SiteRules) -> Event:
+    value = event.get("value")
+    if value is None:
+        return event
+    limit = rules.max_value(event["site_id"])
+    if abs(rules.reporting_amount(value, event.get("currency"))) > limit:
+        raise Rejected(
+            Reason.VALUE_TOO_LARGE,
+            f"value is beyond the site's max_event_value ({limit:g} {rules.currency})",
+        )
+    return event
+
+
+_SITE_STEPS: tuple[Callable[[Event, SiteRules], Event], ...] = (
+    check_anonymous_amounts,
+    check_value_bound,
+)
+
+
 def validate_event(
-    raw: object, *, now_micros: int, window: TimestampWindow, ts_as_micros: bool = False
+    raw: object,
+    *,
+    now_micros: int,
+    window: TimestampWindow,
+    ts_as_micros: bool = False,
+    rules: SiteRules | None = None,
 ) -> Event:
     """A canonical event with event_ts in canonical UTC text (for Kafka), or as epoch
-    microseconds when `ts_as_micros` (for Arrow: no format-then-parse), or `Rejected`."""
+    microseconds when `ts_as_micros` (for Arrow: no format-then-parse), or `Rejected`.
+    `rules`: the sites' settings (default: the embedded defaults')."""
     event = require_object(raw)
     for step in _STEPS:
         event = step(event)
+    site_rules = rules or default_site_rules()
+    for site_step in _SITE_STEPS:
+        event = site_step(event, site_rules)
     return normalise_event_ts(event, now_micros, window, as_micros=ts_as_micros)

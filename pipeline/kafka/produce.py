@@ -10,6 +10,7 @@ from typing import Any
 from pipeline.config import Settings
 from pipeline.events.decode import decode_json
 from pipeline.events.reasons import MAX_LISTED_REJECTS, Rejected
+from pipeline.events.site_rules import SiteRules
 from pipeline.events.timestamps import history_window
 from pipeline.events.validation import require_object
 from pipeline.kafka.producer import EventProducer
@@ -40,7 +41,8 @@ def produce_events(
     scrubbed by the SDK; bad ones are listed."""
     window = history_window(settings.validation)
     report = ProduceReport()
-    with EventProducer(settings.kafka, window=window) as producer:
+    rules = SiteRules.from_settings(settings)
+    with EventProducer(settings.kafka, window=window, rules=rules) as producer:
         for line_number, raw in numbered:
             try:
                 event = decode_json(raw) if isinstance(raw, bytes) else raw

@@ -36,6 +36,7 @@ from kafka.partitioner import DefaultPartitioner
 
 from pipeline.config import KafkaSettings, ValidationSettings
 from pipeline.errors import SessionflowError
+from pipeline.events.site_rules import AUTHENTICATED, SiteRules
 from pipeline.events.timestamps import TimestampWindow, history_window, now_micros
 from pipeline.events.validation import Event, validate_event
 from pipeline.kafka.client import client_options
@@ -170,10 +171,12 @@ class EventProducer:
         max_block_ms: int = 60_000,
         bootstrap_timeout_ms: int = 30_000,
         window: TimestampWindow | None = None,
+        rules: SiteRules | None = None,
         events_checked: bool = False,
     ) -> None:
         self.topic = topic or kafka.events_topic
         self._window = window or history_window(ValidationSettings())
+        self._rules = rules  # the sites' settings (SiteRules.from_settings); None: defaults
         self._events_checked = events_checked
         settings = producer_settings(
             kafka,
@@ -227,8 +230,13 @@ class EventProducer:
         return count
 
     def checked(self, event: Mapping[str, Any]) -> Event:
-        """A copy of `event`, validated and its URLs scrubbed, or `Rejected`."""
-        valid = validate_event(dict(event), now_micros=now_micros(), window=self._window)
+        """A copy of `event`, validated and its URLs scrubbed, or `Rejected`. Its `trust`
+        is the caller's (a back end relaying browser events says "anonymous"), else
+        "authenticated": whoever holds Kafka access is."""
+        valid = validate_event(
+            dict(event), now_micros=now_micros(), window=self._window, rules=self._rules
+        )
+        valid.setdefault("trust", AUTHENTICATED)
         return scrub_page_fields(valid)
 
     def _no_metadata(self) -> DeliveryError:

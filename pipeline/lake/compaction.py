@@ -25,7 +25,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.lake.store import Lake, remove_files, write_parquet_atomically
+from pipeline.lake.store import Lake, in_lake_schema, remove_files, write_parquet_atomically
 
 SOURCES_KEY = b"sessionflow.compacted_from"
 
@@ -52,7 +52,10 @@ def compact_date(lake: Lake, event_date: str, consumer_state_dir: Path) -> Compa
     sources = sorted(path for path in directory.glob("*.parquet") if str(path) not in in_flight)
     if len(sources) < 2:
         return CompactionResult(event_date, 0, 0, None)
-    table = pa.concat_tables(pq.read_table(path) for path in sources)
+    # Files written before a column was added lack it: null for their rows.
+    table = in_lake_schema(
+        pa.concat_tables((pq.read_table(path) for path in sources), promote_options="default")
+    )
     table = table.sort_by(
         [("site_id", "ascending"), ("visitor_id", "ascending"),
          ("event_ts", "ascending"), ("event_id", "ascending")]

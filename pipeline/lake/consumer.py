@@ -39,6 +39,7 @@ from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
 from pipeline.config import Settings
+from pipeline.events.site_rules import SiteRules
 from pipeline.events.timestamps import history_window, now_micros
 from pipeline.faults import fault_point
 from pipeline.kafka.client import client_options
@@ -107,6 +108,7 @@ class LakeConsumer:
         self.rules = SessionRules.from_settings(settings)
         self.lake = Lake(settings.lake_dir, settings.timezone, self.rules)
         self.window = history_window(settings.validation)
+        self.site_rules = SiteRules.from_settings(settings)
         self._dedup_window = settings.sessionization.dedup_window_minutes * MICROS_PER_MINUTE
         self._workers: dict[TopicPartition, PartitionWorker] = {}
         self._owned: set[TopicPartition] = set()
@@ -188,7 +190,9 @@ class LakeConsumer:
 
         # The whole fetched batch in one call; each record still yields exactly one outcome.
         values = [record.value or b"" for record in records]
-        batch = accept_json_batch(values, source, now=now, window=self.window)
+        batch = accept_json_batch(
+            values, source, now=now, window=self.window, rules=self.site_rules
+        )
         return batch.events, batch.rejects
 
     # -- cycles -----------------------------------------------------------------------------

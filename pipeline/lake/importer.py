@@ -15,14 +15,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
-import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from pipeline.config import Settings
 from pipeline.errors import SessionflowError
 from pipeline.events.reasons import MAX_LISTED_REJECTS, Reason
+from pipeline.events.schema import lake_arrow_schema
+from pipeline.events.site_rules import ANONYMOUS, SiteRules
 from pipeline.events.timestamps import TimestampWindow, history_window, now_micros, to_micros
 from pipeline.lake.processing import ProcessingState, accept_json, accept_value, process
 from pipeline.lake.store import Lake, RejectedPayload
@@ -55,11 +57,12 @@ def import_file(settings: Settings, path: Path, progress: Progress) -> ImportRep
     rules = SessionRules.from_settings(settings)
     lake = Lake(settings.lake_dir, settings.timezone, rules)
     window = history_window(settings.validation)
+    site_rules = SiteRules.from_settings(settings)
     report = ImportReport()
     accepted: list[dict[str, Any]] = []
     rejects: list[RejectedPayload] = []
     now = now_micros()
-    for outcome, size in _accepted_records(path, now, window):
+    for outcome, size in _accepted_records(path, now, window, site_rules):
         progress(size)
         if isinstance(outcome, RejectedPayload):
             rejects.append(outcome)
@@ -92,7 +95,7 @@ def import_file(settings: Settings, path: Path, progress: Progress) -> ImportRep
 
 
 def _accepted_records(
-    path: Path, now: int, window: TimestampWindow
+    path: Path, now: int, window: TimestampWindow, rules: SiteRules
 ) -> Iterator[tuple[dict[str, Any] | RejectedPayload, int]]:
     """(event or rejection, bytes read) for each record of the file, in file order."""
     # A directory, FIFO or device (/dev/zero) would block or never end.
@@ -101,7 +104,7 @@ def _accepted_records(
         raise SessionflowError(f"cannot import {path}: {what}")
     try:
         if path.suffix == ".parquet":
-            yield from _parquet_records(path, now, window)
+            yield from _parquet_records(path, now, window, rules)
             return
         with path.open("rb") as handle:
             for number, line, size in _bounded_lines(handle):
@@ -109,13 +112,13 @@ def _accepted_records(
                 if line is None:
                     yield RejectedPayload(Reason.BODY_TOO_LARGE, _TOO_LONG, "", source), size
                 elif line.strip():
-                    yield accept_json(line, source, now=now, window=window), size
+                    yield accept_json(line, source, now=now, window=window, rules=rules), size
     except OSError as exc:
         raise SessionflowError(f"cannot read {path}: {exc.strerror or exc}") from None
 
 
 def _parquet_records(
-    path: Path, now: int, window: TimestampWindow
+    path: Path, now: int, window: TimestampWindow, rules: SiteRules
 ) -> Iterator[tuple[dict[str, Any] | RejectedPayload, int]]:
     row = 0
     for batch, records in _parquet_batches(path):
@@ -123,7 +126,7 @@ def _parquet_records(
         for record in records:
             row += 1
             raw = _from_parquet(record)
-            yield accept_value(raw, f"row {row}", now=now, window=window), size
+            yield accept_value(raw, f"row {row}", now=now, window=window, rules=rules), size
 
 
 def _parquet_batches(path: Path) -> Iterator[tuple[pa.RecordBatch, list[dict[str, Any]]]]:
@@ -166,17 +169,38 @@ def _from_parquet(record: dict[str, Any]) -> dict[str, Any]:
 
 
 def _not_in_lake(lake: Lake, events: pa.Table) -> pa.Table:
+    """`events` but those the lake already holds: the same (site_id, event_id) from an
+    event at least as trusted (pipeline.sessions.dedup's rule)."""
     if events.num_rows == 0:
         return events
     days = pc.unique(lake.event_dates(events)).to_pylist()
     files = [str(path) for day in days for path in lake.layout.files_on(day)]
     if not files:
         return events
-    # An event id is unique per site (pipeline.sessions.dedup).
-    known = duckdb.execute(
-        "SELECT DISTINCT site_id, event_id FROM read_parquet(?)", [files]
-    ).to_arrow_table()
-    return events.join(known, ["site_id", "event_id"], join_type="left anti")
+    # Read in today's columns: a file written before `trust` existed gives null there.
+    lake_schema = lake_arrow_schema()
+    columns = pa.schema([lake_schema.field(name) for name in (*_ID_KEYS, "trust")])
+    known = ds.dataset(files, schema=columns, format="parquet").to_table()
+    known_anonymous = pc.fill_null(pc.equal(known["trust"], ANONYMOUS), False)
+    known_ids = known.select(_ID_KEYS).group_by(_ID_KEYS).aggregate([])
+    known_authenticated = (
+        known.filter(pc.invert(known_anonymous)).select(_ID_KEYS).group_by(_ID_KEYS).aggregate([])
+    )
+    anonymous = pc.fill_null(pc.equal(events["trust"], ANONYMOUS), False)
+    indexed = events.select(_ID_KEYS).append_column("row", pa.array(range(events.num_rows)))
+    kept = pa.concat_tables(
+        [
+            indexed.filter(anonymous).join(known_ids, _ID_KEYS, join_type="left anti"),
+            indexed.filter(pc.invert(anonymous)).join(
+                known_authenticated, _ID_KEYS, join_type="left anti"
+            ),
+        ]
+    )
+    return events.take(pc.take(kept["row"], pc.sort_indices(kept["row"])))
+
+
+# An event id is unique per site (pipeline.sessions.dedup).
+_ID_KEYS = ["site_id", "event_id"]
 
 
 def _content_hash(path: Path) -> str:

@@ -32,6 +32,7 @@ from pipeline.events.batch_decode import decode_batch
 from pipeline.events.decode import decode_json
 from pipeline.events.reasons import Rejected
 from pipeline.events.schema import canonical_arrow_schema
+from pipeline.events.site_rules import SiteRules
 from pipeline.events.timestamps import TimestampWindow
 from pipeline.events.validation import Event, validate_event
 from pipeline.lake.page_fields import scrub_page_columns
@@ -62,22 +63,33 @@ class Processed:
 
 
 def accept_json(
-    payload: bytes, source: str, *, now: int, window: TimestampWindow
+    payload: bytes,
+    source: str,
+    *,
+    now: int,
+    window: TimestampWindow,
+    rules: SiteRules | None = None,
 ) -> Event | RejectedPayload:
-    """One JSON record (a Kafka message, a JSON Lines line) -> event or rejection."""
+    """One JSON record (a Kafka message, a JSON Lines line) -> event or rejection.
+    `rules`: the sites' settings (SiteRules.from_settings); None: the defaults."""
     try:
-        return _accepted(decode_json(payload), now, window)
+        return _accepted(decode_json(payload), now, window, rules)
     except Rejected as rejected:
         return _rejection(rejected, payload.decode("utf-8", errors="replace"), source)
 
 
 def accept_value(
-    raw: object, source: str, *, now: int, window: TimestampWindow
+    raw: object,
+    source: str,
+    *,
+    now: int,
+    window: TimestampWindow,
+    rules: SiteRules | None = None,
 ) -> Event | RejectedPayload:
     """One decoded record (e.g. a Parquet row) -> event or rejection. Only a rejection
     needs the record as text, so only a rejection pays for it."""
     try:
-        return _accepted(raw, now, window)
+        return _accepted(raw, now, window, rules)
     except Rejected as rejected:
         return _rejection(rejected, json.dumps(raw, default=str), source)
 
@@ -99,6 +111,7 @@ def accept_json_batch(
     *,
     now: int,
     window: TimestampWindow,
+    rules: SiteRules | None = None,
     bulk_min_records: int = BULK_MIN_RECORDS,
 ) -> AcceptedBatch:
     """Many JSON records -> their outcomes, exactly as `accept_json` on each would give
@@ -111,7 +124,7 @@ def accept_json_batch(
         events, positions = no_events(), pa.array([], pa.int64())
         unsure = list(range(len(payloads)))
     else:
-        decoded = decode_batch(payloads, now_micros=now, window=window)
+        decoded = decode_batch(payloads, now_micros=now, window=window, rules=rules)
         events, decided = scrub_page_columns(decoded.table)
         positions, unsure = decoded.positions, decoded.unsure
         if not pc.all(decided).as_py():
@@ -122,7 +135,7 @@ def accept_json_batch(
     slow: list[Event] = []
     slow_positions: list[int] = []
     for index in unsure:
-        outcome = accept_json(payloads[index], source(index), now=now, window=window)
+        outcome = accept_json(payloads[index], source(index), now=now, window=window, rules=rules)
         if isinstance(outcome, RejectedPayload):
             rejects.append(outcome)
         else:
@@ -145,7 +158,8 @@ def process(
     drop_known: Callable[[pa.Table], pa.Table] | None = None,
 ) -> Processed:
     """De-duplicate `accepted` (validated events as dicts, or as canonical Arrow rows from
-    `accept_json_batch`; first arrival wins), sessionize, and return the lake rows of
+    `accept_json_batch`; first arrival wins, but never an anonymous event over an
+    authenticated one: pipeline.sessions.dedup), sessionize, and return the lake rows of
     every event the sessionizer releases: all of them when `final`, else those behind the
     watermark (or `cutoff_floor`)."""
     if not isinstance(accepted, pa.Table):
@@ -163,12 +177,12 @@ def process(
     )
 
 
-def _accepted(raw: object, now: int, window: TimestampWindow) -> Event:
+def _accepted(raw: object, now: int, window: TimestampWindow, rules: SiteRules | None) -> Event:
     """Validated, then given the page fields the collector gives (the one rule,
     pipeline.privacy.urls.scrub_page_fields): events that never passed the collector
     (`import`, `produce --file`) are scrubbed and take utm_* and the click id type from
     page_url; the collector's own come out unchanged."""
-    event = validate_event(raw, now_micros=now, window=window, ts_as_micros=True)
+    event = validate_event(raw, now_micros=now, window=window, ts_as_micros=True, rules=rules)
     return scrub_page_fields(event)
 
 

@@ -15,10 +15,9 @@ from pathlib import Path
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from pipeline.events.schema import lake_arrow_schema
 from pipeline.lake.compaction import in_flight_files
 from pipeline.lake.paths import LakeLayout
-from pipeline.lake.store import footer_range, write_parquet_atomically
+from pipeline.lake.store import footer_range, in_lake_schema, write_parquet_atomically
 from pipeline.sessions import attribution
 
 
@@ -50,8 +49,7 @@ def reattribute_lake(layout: LakeLayout, consumer_state_dir: Path) -> Reattribut
         table = pq.ParquetFile(path).read()  # the file alone, without its partition column
         stale = [name for name in attribution.OUTPUTS if name in table.column_names]
         updated = attribution.attribute(table.drop_columns(stale))
-        schema = lake_arrow_schema()
-        rows_out = updated.select(schema.names).cast(schema)
+        rows_out = in_lake_schema(updated)
         # Keep the file's metadata: a compacted file lists its sources there.
         write_parquet_atomically(rows_out.replace_schema_metadata(table.schema.metadata), path)
         files, rows = files + 1, rows + table.num_rows

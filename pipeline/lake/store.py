@@ -21,6 +21,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipeline.events.schema import canonical_arrow_schema, lake_arrow_schema
+from pipeline.events.site_rules import AUTHENTICATED
 from pipeline.events.timestamps import parse_event_ts
 from pipeline.lake.files import write_atomically
 from pipeline.lake.paths import LakeLayout
@@ -69,11 +70,29 @@ def _valid_text(text: str) -> str:
 
 
 def to_lake_rows(sessionized: pa.Table, ingested_at: datetime) -> pa.Table:
-    """Sessionizer output -> the lake's columns: adds attribution and ingested_at."""
+    """Sessionizer output -> the lake's columns: adds attribution and ingested_at, and
+    spells out a missing trust (authenticated: pipeline.events.site_rules)."""
     stamped = attribute(sessionized).append_column(
         "ingested_at", pa.array([ingested_at] * sessionized.num_rows, pa.timestamp("us", tz="UTC"))
     )
-    return stamped.select(lake_arrow_schema().names).cast(lake_arrow_schema())
+    trust = stamped.schema.get_field_index("trust")
+    stamped = stamped.set_column(
+        trust, "trust", pc.fill_null(stamped["trust"], pa.scalar(AUTHENTICATED))
+    )
+    return in_lake_schema(stamped)
+
+
+def in_lake_schema(rows: pa.Table) -> pa.Table:
+    """`rows` in today's lake columns, their schema metadata kept; a column added since
+    they were written (such as trust) is null for them."""
+    schema = lake_arrow_schema()
+    columns = [
+        rows[field.name] if field.name in rows.column_names
+        else pa.nulls(rows.num_rows, field.type)
+        for field in schema
+    ]  # fmt: skip
+    table = pa.Table.from_arrays(columns, names=schema.names).cast(schema)
+    return table.replace_schema_metadata(rows.schema.metadata)
 
 
 # Each event file's footer records the sessionization rules it was written under: a

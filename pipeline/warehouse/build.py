@@ -52,7 +52,7 @@ _WRITE_LOCK = threading.Lock()
 class DayBuild:
     day: date
     rows: dict[str, int]  # warehouse table -> rows written for the day (the week, month)
-    unconverted_values: int  # event amounts in a currency without a rate: not summed
+    unconverted_values: int  # amounts in a currency without a rate (or past DECIMAL): not summed
     unconverted_costs: int  # cost rows in a currency without a rate: not summed
     cut_sessions: int  # sessions with events beyond flows.max_session_days, left out
     unmatched_refunds: int  # refunds without a value whose purchase is not in the window

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -62,21 +63,27 @@ def page_view(**params: Any) -> dict[str, Any]:
 
 
 def exchange(
-    settings: Settings, sink: KafkaSink, requests: list[tuple[str, bytes | dict[str, Any] | None]]
+    settings: Settings,
+    sink: KafkaSink,
+    requests: Sequence[tuple[str, bytes | dict[str, Any] | None]],
+    headers: Mapping[str, str] | None = None,
 ) -> list[httpx.Response]:
-    """(path, body) pairs to one app: a POST per body, a GET where the body is None."""
+    """(path, body) pairs to one app: a POST per body, a GET where the body is None;
+    `headers` on every request (a browser's user agent, say)."""
 
     async def send() -> list[httpx.Response]:
         transport = httpx.ASGITransport(app=create_app(settings, sink))
-        async with httpx.AsyncClient(transport=transport, base_url="http://collector") as client:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://collector", headers=headers
+        ) as client:
             responses = []
             for path, body in requests:
                 if body is None:
                     responses.append(await client.get(path))
                     continue
                 content = body if isinstance(body, bytes) else json.dumps(body).encode()
-                headers = {"content-type": "application/json"}
-                responses.append(await client.post(path, content=content, headers=headers))
+                json_type = {"content-type": "application/json"}
+                responses.append(await client.post(path, content=content, headers=json_type))
             return responses
 
     return asyncio.run(send())

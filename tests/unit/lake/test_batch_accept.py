@@ -17,8 +17,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.config import load_settings
+from pipeline.config import Settings, SiteSettings, load_settings
 from pipeline.dev.generator import GeneratorConfig, generate_events
+from pipeline.events.site_rules import SiteRules
 from pipeline.events.timestamps import history_window, parse_event_ts
 from pipeline.events.validation import validate_event
 from pipeline.lake.processing import accept_json, accept_json_batch
@@ -111,6 +112,17 @@ HOSTILE: list[bytes] = [
     b'{"event_id": "e", "event_name": "page_view"}{"x": 1}',
     b"[" * 5000 + b"]" * 5000,
     b'{"event_id":"e","n":' + b"1" * 5000 + b"}",
+    # Trust and the value bound (pipeline.events.site_rules).
+    _json(trust="anonymous", event_name="purchase", value=1),
+    _json(trust="authenticated"),
+    _json(trust="root"),
+    _json(trust=None),
+    _json(value=1_000_000),
+    _json(engagement_time_ms=2_678_400_000),
+    _json(engagement_time_ms=2_678_400_001),
+    _json(value=1_000_000.01),
+    _json(value=-2_000_000, event_name="sign_up"),
+    _json(value=2_000_000, currency="JPY"),
 ]
 
 
@@ -125,12 +137,12 @@ def _generated(count: int) -> list[bytes]:
     return canonical + [json.dumps(event).encode() for event in raw[:50]]
 
 
-def _compare(payloads: list[bytes]) -> None:
+def _compare(payloads: list[bytes], rules: SiteRules | None = None) -> None:
     def source(index: int) -> str:
         return f"topic/0/{index}"
 
     one_by_one = [
-        accept_json(payload, source(i), now=NOW, window=WINDOW)
+        accept_json(payload, source(i), now=NOW, window=WINDOW, rules=rules)
         for i, payload in enumerate(payloads)
     ]
     expected_events = events_to_table(
@@ -138,7 +150,9 @@ def _compare(payloads: list[bytes]) -> None:
     )
     expected_rejects = [outcome for outcome in one_by_one if isinstance(outcome, RejectedPayload)]
     # The bulk path at any size (a real fetch takes it from BULK_MIN_RECORDS records).
-    batch = accept_json_batch(payloads, source, now=NOW, window=WINDOW, bulk_min_records=0)
+    batch = accept_json_batch(
+        payloads, source, now=NOW, window=WINDOW, rules=rules, bulk_min_records=0
+    )
     assert batch.rejects == expected_rejects
     assert batch.events.schema == expected_events.schema
     assert batch.events.to_pylist() == expected_events.to_pylist()
@@ -153,6 +167,41 @@ def test_clean_and_hostile_records_mixed_keep_their_order() -> None:
     records = _generated(600) + HOSTILE * 3
     random.Random(13).shuffle(records)
     _compare(records)
+
+
+SITE_RULES = SiteRules.from_settings(
+    Settings(
+        sites=["shop.example", "blog.example"],
+        currency_rates={"EUR": 1.25, "JPY": 0.0067},
+        site={"shop.example": SiteSettings(anonymous_purchases=False, max_event_value=500)},
+    )
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(
+        st.fixed_dictionaries(
+            {
+                "site_id": st.sampled_from(["shop.example", "blog.example"]),
+                "event_name": st.sampled_from(["purchase", "refund", "page_view", "sign_up"]),
+                "trust": st.sampled_from(["anonymous", "authenticated", None]),
+                "currency": st.sampled_from(["USD", "EUR", "JPY", "GBP", None]),
+                "value": st.one_of(
+                    st.none(),
+                    st.sampled_from([400, 500, 500.0000001, 1e6, 1e6 + 1, 74_626.8, 8e5, -600]),
+                    st.floats(min_value=-2e6, max_value=2e8),
+                ),
+            }
+        ),
+        min_size=1,
+        max_size=12,
+    )
+)
+def test_site_rules_agree(changes: list[dict[str, Any]]) -> None:
+    """A per-site bound, rates, and a site refusing anonymous purchases: both paths take
+    and refuse the same events with the same reasons."""
+    _compare([json.dumps({**BASE, **change}).encode() for change in changes], SITE_RULES)
 
 
 def test_an_empty_batch() -> None:

@@ -76,3 +76,16 @@ def test_an_interrupted_compaction_is_finished_first(tmp_path: Path) -> None:
     compact_date(lake, "2026-11-01", tmp_path / "state")
     assert files_of(lake) == [result.target.name]
     assert pq.read_table(result.target).num_rows == 20
+
+
+def test_files_from_before_a_new_column_compact_with_newer_ones(tmp_path: Path) -> None:
+    """A file written before `trust` existed merges with newer files: its rows get null
+    there (authenticated, by the rule for a missing trust), the others keep theirs."""
+    lake = Lake(tmp_path / "lake", "UTC")
+    (old,) = lake.write_events(lake_rows(0, 10), "t-p000-o000000000000")
+    pq.write_table(pq.read_table(old).drop_columns(["trust"]), old)
+    lake.write_events(lake_rows(10, 10), "t-p000-o000000000010")
+    result = compact_date(lake, "2026-11-01", tmp_path / "state")
+    assert result.target is not None and result.rows == 20
+    trust = pq.read_table(result.target)["trust"].to_pylist()
+    assert (trust.count("authenticated"), trust.count(None)) == (10, 10)

@@ -694,3 +694,49 @@ def test_a_version_2_dedup_snapshot_matches_its_ids_on_any_site() -> None:
     assert out["event_id"].to_pylist() == ["b"]
     again = Deduplicator.restore(restored.snapshot())
     assert again.first_arrivals(events_to_table([event("a", 0)])).num_rows == 0
+
+
+def test_an_anonymous_event_never_drops_an_authenticated_one() -> None:
+    """An authenticated event is a repeat only of an authenticated one; an anonymous one
+    of either. Both orders, and in one batch or two."""
+    anonymous: dict[str, Any] = {"trust": "anonymous"}
+    authenticated: dict[str, Any] = {"trust": "authenticated"}
+    for batches in (
+        [[event("o", 0, **anonymous), event("o", 1, **authenticated)]],
+        [[event("o", 0, **anonymous)], [event("o", 1, **authenticated)]],
+    ):
+        dedup = Deduplicator(window_micros=HOUR)
+        kept = [dedup.first_arrivals(events_to_table(batch)) for batch in batches]
+        assert [t for table in kept for t in table["trust"].to_pylist()] == [
+            "anonymous", "authenticated",
+        ]  # fmt: skip
+        assert dedup.duplicates == 0
+    dedup = Deduplicator(window_micros=HOUR)
+    table = events_to_table(
+        [event("o", 0, **authenticated), event("o", 1, **anonymous), event("o", 2),
+         event("a", 3, **anonymous), event("a", 4, **anonymous)]
+    )  # fmt: skip
+    kept = Deduplicator.restore(dedup.snapshot()).first_arrivals(table)
+    # A missing trust is authenticated: the third "o" repeats the first.
+    assert list(zip(kept["event_id"].to_pylist(), kept["trust"].to_pylist(), strict=True)) == [
+        ("o", "authenticated"), ("a", "anonymous"),
+    ]  # fmt: skip
+
+
+def test_the_anonymous_ids_survive_a_snapshot_and_a_version_3_snapshot_is_authenticated() -> None:
+    dedup = Deduplicator(window_micros=HOUR)
+    dedup.first_arrivals(events_to_table([event("a", 0, trust="anonymous")]))
+    restored = Deduplicator.restore(dedup.snapshot())
+    assert json.loads(dedup.snapshot())["version"] == 4
+    assert (
+        restored.first_arrivals(events_to_table([event("a", 1, trust="anonymous")])).num_rows == 0
+    )
+    assert restored.first_arrivals(events_to_table([event("a", 2)])).num_rows == 1
+    # Version 3 kept ids without their trust: read as authenticated (a missing trust).
+    old = {"version": 3, "window_micros": HOUR, "seen": {"shop.example\x1fo": BASE_MICROS},
+           "unsited": {}, "newest": BASE_MICROS, "duplicates": 0}  # fmt: skip
+    from_v3 = Deduplicator.restore(json.dumps(old).encode())
+    assert (
+        from_v3.first_arrivals(events_to_table([event("o", 1, trust="authenticated")])).num_rows
+        == 0
+    )

@@ -19,7 +19,8 @@
 --   goal's default; a goal counted once per session takes its first event's;
 -- - refunds: the converted `value` of refund events (a refund without one returns its
 --   transaction's whole purchase), on the refund's own session; net_revenue = revenue -
---   refunds;
+--   refunds. An anonymous refund returns only the anonymous purchase of the transaction
+--   it names, at most its amount;
 -- - user_key (for session_users): the session's user_id, else its visitor id when that is
 --   a stable client id (visitor_scope 'client', or, for events without a scope, a visitor
 --   seen with a client session id in the window), else NULL: a cookie-free visitor.
@@ -150,8 +151,18 @@ purchases AS (
 refunds AS (
     SELECT
         e.session_id,
-        sum(CASE WHEN e.value IS NULL THEN t.purchase_value ELSE e.value_reporting END)
-            AS refunds
+        sum(
+            CASE
+                WHEN NOT e.is_anonymous
+                    THEN CASE WHEN e.value IS NULL THEN t.purchase_value ELSE e.value_reporting END
+                -- Anyone can send an anonymous refund: it returns only an anonymous
+                -- purchase it names, at most that purchase's amount, never an
+                -- authenticated one (the transaction's counted purchase decides).
+                WHEN t.purchase_is_anonymous AND e.value IS NULL THEN t.purchase_value
+                WHEN t.purchase_is_anonymous AND e.value_reporting IS NOT NULL
+                    THEN least(e.value_reporting, coalesce(t.purchase_value, 0))
+            END
+        ) AS refunds
     FROM stg_events AS e
     LEFT JOIN stg_transactions AS t USING (site_id, transaction_id)
     WHERE e.event_name = 'refund'
