@@ -12,7 +12,7 @@ it is, visibly, and makes it inert; none of them is reversible (they are for rea
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 # C0 controls, DEL, C1 controls (ESC and CSI start terminal sequences; CR rewrites a line),
 # Unicode's line and paragraph separators, and the bidirectional controls that make text
@@ -42,7 +42,7 @@ def for_csv(text: str) -> str:
     one), and a cell a spreadsheet would run as a formula starts with `'`, which the
     spreadsheet shows as text. Only text cells: a number stays a number (-1.5)."""
     shown = for_terminal(text)
-    return "'" + shown if shown.startswith(FORMULA_STARTS) else shown
+    return "'" + shown if text.startswith(FORMULA_STARTS) else shown
 
 
 # Markdown's (and GitHub-flavoured markdown's) punctuation: links, images, emphasis, code,
@@ -86,7 +86,3 @@ def listed(
     shown = sep.join(cut(name) for name in names[:limit])
     rest = count - min(len(names), limit)
     return f"{shown} and {rest} more" if rest > 0 else shown
-
-
-def each_for_terminal(lines: Iterable[str]) -> list[str]:
-    return [for_terminal(line) for line in lines]

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Route, ViewportSize, sync_playwright
 
-from pipeline.warehouse.report import CONTENT_SECURITY_POLICY, write_report
+from pipeline.warehouse.report import content_security_policy, write_report
 from tests.integration.test_tracker_chromium import CHROME, CHROMIUM_ARGS
 from tests.unit.warehouse.report_support import build_marts, plotted
 
@@ -158,7 +158,7 @@ def test_the_network_check_catches_a_fetch(browser: Browser, tmp_path: Path) -> 
     assert visit(browser, bare, []).routed == [bare.as_uri(), remote]
 
     guarded = tmp_path / "guarded.html"
-    policy = f'<meta http-equiv="Content-Security-Policy" content="{CONTENT_SECURITY_POLICY}">'
+    policy = f'<meta http-equiv="Content-Security-Policy" content="{content_security_policy()}">'
     guarded.write_text(
         f'<!doctype html><html><head>{policy}</head><body><img src="{remote}"></body></html>'
     )
