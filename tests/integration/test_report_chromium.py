@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from playwright.sync_api import Browser, Route, ViewportSize, sync_playwright
 
@@ -180,3 +182,79 @@ def test_the_html_names_no_cdn_and_no_remote_source(report: Path) -> None:
     assert not re.search(r"https?:|//cdn|cdn\.", ours, flags=re.IGNORECASE)
     assert "Content-Security-Policy" in ours and "default-src 'none'" in ours
     assert set(plotted(page)) == set(CHARTS)
+
+
+# A site id and campaigns that would be links, images or scripts if plotly.js read them
+# as its pseudo-HTML (it draws <a href> in labels, legends, titles and hover text).
+HOSTILE_SITE = '<a href="http://evil.example/site">site</a>'
+HOSTILE_CAMPAIGNS = [
+    '<a href="http://evil.example/c">click</a>',
+    "<img src=x onerror=alert(1)>",
+    '<a href="javascript:alert(1)">js</a>',
+    "<b>bold</b> %{x} &amp;",
+]
+IN_THE_PAGE = """() => ({
+  svgLinks: document.querySelectorAll('svg a').length,
+  images: document.querySelectorAll('img').length,
+  evil: Array.from(document.querySelectorAll('[href], [src]'))
+    .map(e => e.getAttribute('href') || e.getAttribute('src'))
+    .filter(url => /evil|javascript:|^x$/.test(url)),
+  legend: Array.from(document.querySelectorAll('.legendtext'), e => e.textContent),
+  titles: Array.from(document.querySelectorAll('.annotation-text'), e => e.textContent),
+})"""
+
+
+@pytest.fixture(scope="module")
+def hostile_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The report's marts with blog.example renamed to HOSTILE_SITE and every campaign
+    one of HOSTILE_CAMPAIGNS (as data from before any ingestion rule would have them)."""
+    settings = build_marts(tmp_path_factory.mktemp("hostile-report"))
+    renamed: dict[str, str] = {}
+    for path in settings.marts_dir.rglob("*.parquet"):
+        table = pq.read_table(path)
+        for column, rename in (("site_id", _hostile_site), ("campaign", _hostile_campaign)):
+            if column in table.column_names:
+                values = [rename(value, renamed) for value in table[column].to_pylist()]
+                index = table.column_names.index(column)
+                table = table.set_column(index, column, pa.array(values, pa.string()))
+        pq.write_table(table, path)
+    return write_report(settings).path
+
+
+def _hostile_site(value: str | None, renamed: dict[str, str]) -> str | None:
+    return HOSTILE_SITE if value == "blog.example" else value
+
+
+def _hostile_campaign(value: str | None, renamed: dict[str, str]) -> str | None:
+    if value is None:
+        return None
+    if value not in renamed:
+        renamed[value] = HOSTILE_CAMPAIGNS[len(renamed) % len(HOSTILE_CAMPAIGNS)]
+    return renamed[value]
+
+
+def test_data_in_the_report_is_text_only(hostile_report: Path, browser: Browser) -> None:
+    page_text = hostile_report.read_text()
+    assert set(plotted(page_text)) == set(CHARTS)
+    context = browser.new_context(user_agent=CHROME, viewport=VIEWPORT)
+    dialogs: list[str] = []
+    errors: list[str] = []
+    try:
+        page = context.new_page()
+        page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.goto(hostile_report.as_uri())
+        page.wait_for_function(
+            "ids => ids.every(id => document.querySelector('#' + id + ' .main-svg'))",
+            arg=CHARTS,
+        )
+        page.hover("#chart-campaigns .nsewdrag")
+        found: dict[str, Any] = page.evaluate(IN_THE_PAGE)
+    finally:
+        context.close()
+    assert errors == [] and dialogs == []
+    assert found["svgLinks"] == 0 and found["images"] == 0 and found["evil"] == [], found
+    # Shown as the text it is: in the legend and as the bands chart's subplot title.
+    assert HOSTILE_SITE in found["legend"], found["legend"]
+    assert HOSTILE_SITE in found["titles"], found["titles"]
