@@ -258,3 +258,29 @@ def test_data_in_the_report_is_text_only(hostile_report: Path, browser: Browser)
     # Shown as the text it is: in the legend and as the bands chart's subplot title.
     assert HOSTILE_SITE in found["legend"], found["legend"]
     assert HOSTILE_SITE in found["titles"], found["titles"]
+
+
+def test_only_the_pages_own_scripts_run(report: Path, browser: Browser, tmp_path: Path) -> None:
+    """script-src names each of the page's scripts by its hash: a script that got into the
+    page any other way (a tag from the data, were one ever left unescaped) does not run,
+    while plotly.js and the charts' own scripts do."""
+    smuggled = tmp_path / "smuggled.html"
+    injected = (
+        "<script>document.title = 'pwned'</script><img src=x onerror=\"document.title='pwned'\">"
+    )
+    smuggled.write_text(report.read_text().replace("</main>", injected + "</main>"))
+    context = browser.new_context(user_agent=CHROME, viewport=VIEWPORT)
+    errors: list[str] = []
+    try:
+        page = context.new_page()
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.goto(smuggled.as_uri())
+        page.wait_for_function(
+            "ids => ids.every(id => document.querySelector('#' + id + ' .main-svg'))",
+            arg=CHARTS,
+        )
+        title = page.title()
+    finally:
+        context.close()
+    assert title.startswith("sessionflow report"), title
+    assert any("Content Security Policy" in error for error in errors), errors
