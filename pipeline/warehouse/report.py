@@ -33,7 +33,7 @@ from plotly.subplots import make_subplots
 
 from pipeline.config import Settings
 from pipeline.errors import SessionflowError
-from pipeline.safe_text import for_plotly
+from pipeline.safe_text import for_plotly, for_terminal
 from pipeline.warehouse.query import mart_globs, mart_select
 
 # -- revenue per session bands (seed 002: Low / Average / Strong against the median) ----
@@ -211,7 +211,7 @@ class WrittenReport:
     days: int
 
     def line(self) -> str:
-        sites = ", ".join(self.sites)
+        sites = for_terminal(", ".join(self.sites))  # site ids are data
         return (
             f"wrote the report of {self.start}..{self.end} ({self.days} days; {sites}) "
             f"to {self.path}"

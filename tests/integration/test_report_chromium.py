@@ -16,7 +16,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from playwright.sync_api import Browser, Route, ViewportSize, sync_playwright
+from playwright.sync_api import Browser, Dialog, Route, ViewportSize, sync_playwright
 
 from pipeline.warehouse.report import content_security_policy, write_report
 from tests.integration.test_tracker_chromium import CHROME, CHROMIUM_ARGS
@@ -233,6 +233,11 @@ def _hostile_campaign(value: str | None, renamed: dict[str, str]) -> str | None:
     return renamed[value]
 
 
+def _record_dialog(dialog: Dialog, seen: list[str]) -> None:
+    seen.append(dialog.message)
+    dialog.dismiss()
+
+
 def test_data_in_the_report_is_text_only(hostile_report: Path, browser: Browser) -> None:
     page_text = hostile_report.read_text()
     assert set(plotted(page_text)) == set(CHARTS)
@@ -241,7 +246,7 @@ def test_data_in_the_report_is_text_only(hostile_report: Path, browser: Browser)
     errors: list[str] = []
     try:
         page = context.new_page()
-        page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+        page.on("dialog", lambda dialog: _record_dialog(dialog, dialogs))
         page.on("pageerror", lambda error: errors.append(str(error)))
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
         page.goto(hostile_report.as_uri())

@@ -31,7 +31,7 @@ from tests.conftest import _shared_prefect, clean_env, run_cli
 from tests.unit.warehouse.report_support import plotted
 
 DAY = date(2026, 11, 1)
-LONG = "L" * 256  # the longest utm_campaign validation accepts
+LONG = "l" * 256  # the longest utm_campaign accepted (lower case, as attribution stores it)
 # Each a paid campaign without a cost row: more than MAX_LISTED of them.
 CAMPAIGNS = [
     '=HYPERLINK("http://evil.example/x","click me")',
