@@ -9,6 +9,7 @@ import base64
 import re
 import shutil
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from playwright.sync_api import Browser, Dialog, Route, ViewportSize, sync_playwright
+from playwright.sync_api import Browser, Dialog, Page, Route, ViewportSize, sync_playwright
 
 from pipeline.warehouse.report import content_security_policy, write_report
 from tests.integration.test_tracker_chromium import CHROME, CHROMIUM_ARGS
@@ -72,24 +73,38 @@ def browser() -> Iterator[Browser]:
             launched.close()
 
 
-def test_every_chart_draws_and_the_page_is_not_blank(report: Path, browser: Browser) -> None:
+@contextmanager
+def drawn_page(browser: Browser, path: Path, errors: list[str]) -> Iterator[Page]:
+    """`path` open in a context of its own, every chart drawn. Page errors, console errors
+    (a Content-Security-Policy violation is one) and dialogs (an alert) go to `errors`."""
     context = browser.new_context(user_agent=CHROME, viewport=VIEWPORT)
     try:
         page = context.new_page()
-        errors: list[str] = []
         page.on("pageerror", lambda error: errors.append(str(error)))
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        page.goto(report.as_uri())
+        page.on("dialog", lambda dialog: _record_dialog(dialog, errors))
+        page.goto(path.as_uri())
         page.wait_for_function(
             "ids => ids.every(id => document.querySelector('#' + id + ' .main-svg'))",
             arg=CHARTS,
         )
+        yield page
+    finally:
+        context.close()
+
+
+def _record_dialog(dialog: Dialog, errors: list[str]) -> None:
+    errors.append(f"dialog: {dialog.message}")
+    dialog.dismiss()
+
+
+def test_every_chart_draws_and_the_page_is_not_blank(report: Path, browser: Browser) -> None:
+    errors: list[str] = []
+    with drawn_page(browser, report, errors) as page:
         drawn: list[dict[str, Any]] = page.evaluate(DRAWN, CHARTS)
         png = page.screenshot()  # one viewport: the summary and the daily trends
         colours = page.context.new_page()
         distinct = colours.evaluate(COLOURS, base64.b64encode(png).decode())
-    finally:
-        context.close()
 
     assert errors == []  # no script error, no Content-Security-Policy violation
     for chart in drawn:
@@ -233,32 +248,14 @@ def _hostile_campaign(value: str | None, renamed: dict[str, str]) -> str | None:
     return renamed[value]
 
 
-def _record_dialog(dialog: Dialog, seen: list[str]) -> None:
-    seen.append(dialog.message)
-    dialog.dismiss()
-
-
 def test_data_in_the_report_is_text_only(hostile_report: Path, browser: Browser) -> None:
     page_text = hostile_report.read_text()
     assert set(plotted(page_text)) == set(CHARTS)
-    context = browser.new_context(user_agent=CHROME, viewport=VIEWPORT)
-    dialogs: list[str] = []
     errors: list[str] = []
-    try:
-        page = context.new_page()
-        page.on("dialog", lambda dialog: _record_dialog(dialog, dialogs))
-        page.on("pageerror", lambda error: errors.append(str(error)))
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        page.goto(hostile_report.as_uri())
-        page.wait_for_function(
-            "ids => ids.every(id => document.querySelector('#' + id + ' .main-svg'))",
-            arg=CHARTS,
-        )
+    with drawn_page(browser, hostile_report, errors) as page:
         page.hover("#chart-campaigns .nsewdrag")
         found: dict[str, Any] = page.evaluate(IN_THE_PAGE)
-    finally:
-        context.close()
-    assert errors == [] and dialogs == []
+    assert errors == []  # no dialog, no script error, no policy violation
     assert found["svgLinks"] == 0 and found["images"] == 0 and found["evil"] == [], found
     # Shown as the text it is: in the legend and as the bands chart's subplot title.
     assert HOSTILE_SITE in found["legend"], found["legend"]
@@ -274,18 +271,8 @@ def test_only_the_pages_own_scripts_run(report: Path, browser: Browser, tmp_path
         "<script>document.title = 'pwned'</script><img src=x onerror=\"document.title='pwned'\">"
     )
     smuggled.write_text(report.read_text().replace("</main>", injected + "</main>"))
-    context = browser.new_context(user_agent=CHROME, viewport=VIEWPORT)
     errors: list[str] = []
-    try:
-        page = context.new_page()
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        page.goto(smuggled.as_uri())
-        page.wait_for_function(
-            "ids => ids.every(id => document.querySelector('#' + id + ' .main-svg'))",
-            arg=CHARTS,
-        )
+    with drawn_page(browser, smuggled, errors) as page:
         title = page.title()
-    finally:
-        context.close()
     assert title.startswith("sessionflow report"), title
     assert any("Content Security Policy" in error for error in errors), errors
