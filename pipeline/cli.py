@@ -564,7 +564,13 @@ def query(
     from pipeline.warehouse.query import QueryLimits, write_query
 
     limits = QueryLimits(timeout_s=timeout, memory_limit=memory_limit, max_rows=max_rows)
-    write_query(_settings(ctx).marts_dir, sql, output, sys.stdout.write, limits)
+    try:
+        write_query(_settings(ctx).marts_dir, sql, output, sys.stdout.write, limits)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader went away (`| head`): the query stops, quietly. Python's advice: point
+        # stdout at devnull so the interpreter's own flush at exit does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 @cli.command()

@@ -100,3 +100,18 @@ def test_csv_and_json_stream_with_bounded_memory(data_dir: Path, output: str) ->
     peak, lines = peak_rss_mb(data_dir, output)
     assert lines == ROWS + (1 if output == "csv" else 2)  # every row, plus header or [ ]
     assert peak < MAX_RSS_MB, f"{output}: peak RSS {peak:.0f} MB for {ROWS} rows"
+
+
+def test_a_reader_that_goes_away_stops_the_query_quietly(data_dir: Path) -> None:
+    """`query --format csv ... | head -1`: the query stops when the pipe closes, exit 0,
+    nothing on stderr."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pipeline.cli", "query", "--format", "csv", "SELECT * FROM sessions"],
+        env=cli_env(SESSIONFLOW_DATA_DIR=str(data_dir)),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert process.stdout is not None and process.stderr is not None
+    assert process.stdout.readline().startswith("session_id,")
+    process.stdout.close()
+    assert process.wait(timeout=120) == 0
+    assert process.stderr.read() == ""
