@@ -28,6 +28,8 @@ from markdown_it import MarkdownIt
 
 from pipeline.safe_text import MAX_LISTED, MAX_NAME_CHARS
 from tests.conftest import _shared_prefect, clean_env, run_cli
+from tests.integration.conftest import running_collector
+from tests.integration.test_collector import IPHONE
 from tests.unit.warehouse.report_support import plotted
 
 DAY = date(2026, 11, 1)
@@ -221,3 +223,59 @@ def _strings(value: Any) -> Iterator[str]:
     elif isinstance(value, list):
         for item in value:
             yield from _strings(item)
+
+
+ANONYMOUS_CAMPAIGN = '=HYPERLINK("http://evil.example/x","click") [click](http://evil.example) | x'
+
+
+def test_one_anonymous_paid_hit_through_the_collector(kafka_bootstrap: str, tmp_path: Path) -> None:
+    """The issue's attack as it happens: one anonymous browser hit with utm_medium=cpc and
+    a formula, a link and a table break for a campaign, through the collector process, the
+    broker and the consumer, fails `run daily`'s paid-sessions check; the CLI line, the
+    Prefect artifact and the csv show it inertly."""
+    today = datetime.now(UTC).date()
+    landing = str(
+        httpx.URL(
+            "https://shop.example/sale",
+            params={
+                "utm_source": "google",
+                "utm_medium": "cpc",
+                "utm_campaign": ANONYMOUS_CAMPAIGN,
+            },
+        )
+    )
+    with running_collector(kafka_bootstrap, tmp_path) as collector:
+        answer = httpx.post(
+            f"{collector.url}/api/event",
+            content=json.dumps({"name": "page_view", "url": landing}),
+            headers={"User-Agent": IPHONE, "Content-Type": "text/plain",
+                     "X-Forwarded-For": "198.51.100.7"},
+            timeout=10,
+        )  # fmt: skip
+        assert answer.status_code == 202, answer.text
+        env = collector.env
+    consumed = run_cli(env, "consume", "--until-caught-up")
+    assert consumed.returncode == 0, consumed.stderr
+    cost_file = tmp_path / "costs.csv"
+    cost_file.write_text(
+        f"date,site_id,source,medium,campaign,cost,currency\n{today},shop.example,google,cpc,brand,5,USD\n"
+    )
+    assert run_cli(env, "costs", "load", str(cost_file)).returncode == 0
+    daily = run_cli(env, "run", "daily", "--date", today.isoformat())
+    assert daily.returncode == 4, daily.stdout + daily.stderr
+    assert_no_raw_control(daily.stdout + daily.stderr)
+    (paid,) = [line for line in daily.stdout.splitlines() if "paid sessions without" in line]
+    assert "1 paid sessions in 1 groups have no cost row: google/cpc/=hyperlink(" in paid
+    rendered = MarkdownIt("commonmark").enable("table").render(quality_artifact(today))
+    assert "<a " not in rendered
+    assert all(row.count("<td>") == 3 for row in rendered.split("<tr>")[2:])
+    cells = next(
+        csv.reader(
+            io.StringIO(
+                query(
+                    env, "csv", "SELECT campaign FROM daily_sessions WHERE medium = 'cpc'"
+                ).splitlines()[1]
+            )
+        )
+    )
+    assert cells[0].startswith("'=hyperlink(")
