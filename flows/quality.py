@@ -12,8 +12,8 @@ import pyarrow.parquet as pq
 from pipeline.config import Settings
 from pipeline.lake.paths import LakeLayout
 from pipeline.lake.store import footer_range
-from pipeline.warehouse.build import DayBuild
-from pipeline.warehouse.models import query_sql_model
+from pipeline.safe_text import for_markdown, for_terminal, listed
+from pipeline.warehouse.build import DayBuild, QualityRow, quality_rows
 
 # A lake whose newest event was ingested longer ago than this is reported as stale.
 FRESHNESS_LIMIT_HOURS = 26
@@ -21,26 +21,31 @@ FRESHNESS_LIMIT_HOURS = 26
 
 @dataclass(frozen=True)
 class Check:
+    """One check's result. Its detail may name campaigns (a visitor's utm_campaign):
+    `line` and `as_markdown` show it escaped, so no text from the data acts there."""
+
     name: str
     ok: bool
     detail: str
 
     def line(self) -> str:
-        return f"[{'ok' if self.ok else 'FAIL'}] {self.name}: {self.detail}"
+        return for_terminal(f"[{'ok' if self.ok else 'FAIL'}] {self.name}: {self.detail}")
+
+    @classmethod
+    def listing(cls, row: QualityRow) -> Check:
+        """A check of checks/quality_checks with its names after the detail: at most
+        MAX_LISTED, each cut, then how many more."""
+        name, ok, detail, names, named = row
+        return cls(name, ok, f"{detail}: {listed(names, named)}" if names else detail)
 
 
 def check_day(settings: Settings, built: DayBuild) -> list[Check]:
     day, rows = built.day, built.rows
     if built.quality:  # run by the build on its own connection, after its commit
-        checks = [Check(name, ok, detail) for name, ok, detail in built.quality]
+        checks = [Check.listing(row) for row in built.quality]
     else:
         with duckdb.connect(str(settings.warehouse_path)) as con:
-            checks = [
-                Check(str(row["name"]), bool(row["ok"]), str(row["detail"]))
-                for row in query_sql_model(
-                    con, "checks/quality_checks", {"run_date": day}
-                ).to_pylist()
-            ]
+            checks = [Check.listing(row) for row in quality_rows(con, {"run_date": day})]
     checks.append(_freshness(settings.lake_dir))
     counts = ", ".join(f"{table} {count}" for table, count in sorted(rows.items()))
     checks.append(Check("row counts", rows.get("sessions", 0) > 0, counts))
@@ -111,7 +116,7 @@ def outside_lookback_check(days: list[date]) -> Check:
     daily run leaves them alone; this names them and the backfill that would include them."""
     if not days:
         return Check("late events outside the look-back", True, "none")
-    shown = ", ".join(day.isoformat() for day in days[:10]) + (" ..." if len(days) > 10 else "")
+    shown = listed([day.isoformat() for day in days])
     return Check(
         "late events outside the look-back",
         False,
@@ -121,11 +126,15 @@ def outside_lookback_check(days: list[date]) -> Check:
 
 
 def as_markdown(day: date, checks: list[Check]) -> str:
+    """The checks as a markdown table (a Prefect artifact); each cell's text is literal."""
     lines = [
         f"# Data quality for {day.isoformat()}",
         "",
         "| check | ok | detail |",
         "|---|---|---|",
     ]
-    lines += [f"| {c.name} | {'yes' if c.ok else '**no**'} | {c.detail} |" for c in checks]
+    lines += [
+        f"| {for_markdown(c.name)} | {'yes' if c.ok else '**no**'} | {for_markdown(c.detail)} |"
+        for c in checks
+    ]
     return "\n".join(lines)

@@ -599,14 +599,43 @@ def serve(ctx: click.Context) -> None:
     type=click.Choice(["table", "csv", "json"]),
     default="table",
     show_default=True,
-    help="json is an array of row objects.",
+    help="json is an array of row objects; csv and json stream every row.",
+)
+@click.option(
+    "--timeout",
+    default=60.0,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help="Seconds the query (and the writing of its rows) may take.",
+)
+@click.option(
+    "--memory-limit",
+    default="1GB",
+    show_default=True,
+    help="DuckDB's memory limit for the query (nothing spills to disk).",
+)
+@click.option(
+    "--max-rows",
+    default=10_000,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Rows the table format shows (it says how many it left out).",
 )
 @click.pass_context
-def query(ctx: click.Context, sql: str, output: str) -> None:
+def query(
+    ctx: click.Context, sql: str, output: str, timeout: float, memory_limit: str, max_rows: int
+) -> None:
     """Run read-only SQL on the output tables (the published Parquet marts)."""
-    from pipeline.warehouse.query import render, run_query
+    from pipeline.warehouse.query import QueryLimits, write_query
 
-    click.echo(render(run_query(_settings(ctx).marts_dir, sql), output))
+    limits = QueryLimits(timeout_s=timeout, memory_limit=memory_limit, max_rows=max_rows)
+    try:
+        write_query(_settings(ctx).marts_dir, sql, output, sys.stdout.write, limits)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader went away (`| head`): the query stops, quietly. Python's advice: point
+        # stdout at devnull so the interpreter's own flush at exit does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 @cli.command()

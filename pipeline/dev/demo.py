@@ -57,6 +57,7 @@ from pipeline.kafka.broker import LocalBroker, kafka_version
 from pipeline.kafka.lag import consumer_lag
 from pipeline.kafka.topics import ensure_topics
 from pipeline.lake.consumer import LakeConsumer
+from pipeline.safe_text import for_terminal
 from pipeline.warehouse.costs import load_costs
 from pipeline.warehouse.lock import hold_warehouse
 from pipeline.warehouse.query import run_query
@@ -518,7 +519,7 @@ def _print_checks(reports: list[RunReport], screen: _Screen) -> None:
     for name, found in flagged.items():
         days = sorted({str(day) for day, _ in found if day is not None})
         where = f" ({', '.join(days)})" if days else ""
-        text = f"{name}{where}: {found[0][1]}"
+        text = for_terminal(f"{name}{where}: {found[0][1]}")
         if name == _CURRENCY_CHECK:
             text += "; [currency_rates] in the config converts them"
         # At most a few lines each (a long list of campaigns is cut short), so the demo

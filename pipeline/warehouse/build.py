@@ -32,6 +32,7 @@ from pipeline.faults import fault_point
 from pipeline.lake.files import disk_error
 from pipeline.lake.paths import BuildWindow, LakeLayout
 from pipeline.lake.reattribution import needs_reattribution
+from pipeline.safe_text import MAX_LISTED
 from pipeline.warehouse.manifest import Fingerprinter, record
 from pipeline.warehouse.models import (
     DAY_MODELS,
@@ -48,6 +49,11 @@ MONEY = pa.decimal128(18, 4)
 _WRITE_LOCK = threading.Lock()
 
 
+# A check's name, whether it passed, its detail, the first names it lists and how many
+# there are (checks/quality_checks.sql).
+QualityRow = tuple[str, bool, str, tuple[str, ...], int]
+
+
 @dataclass(frozen=True)
 class DayBuild:
     day: date
@@ -57,9 +63,9 @@ class DayBuild:
     cut_sessions: int  # sessions with events beyond flows.max_session_days, left out
     unmatched_refunds: int  # refunds without a value whose purchase is not in the window
     marts: tuple[Path, ...]
-    # checks/quality_checks's rows (name, ok, detail), run on the build's own connection
-    # right after its commit: no second connection to open, no catalog to load again.
-    quality: tuple[tuple[str, bool, str], ...] = ()
+    # checks/quality_checks's rows (name, ok, detail, names, named), run on the build's
+    # own connection right after its commit: no second connection, no catalog to load again.
+    quality: tuple[QualityRow, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -133,10 +139,7 @@ def build_day(settings: Settings, day: date) -> DayBuild:
             record(con, settings, day, fingerprint)
             fault_point("after_manifest")
         stats = query_sql_model(con, "checks/build_stats", params).to_pylist()[0]
-        quality = tuple(
-            (str(row["name"]), bool(row["ok"]), str(row["detail"]))
-            for row in query_sql_model(con, "checks/quality_checks", params).to_pylist()
-        )
+        quality = tuple(quality_rows(con, params))
     return DayBuild(
         day=day,
         rows=rows,
@@ -147,6 +150,15 @@ def build_day(settings: Settings, day: date) -> DayBuild:
         marts=tuple(marts),
         quality=quality,
     )
+
+
+def quality_rows(con: duckdb.DuckDBPyConnection, params: Mapping[str, Any]) -> list[QualityRow]:
+    """checks/quality_checks's rows: at most MAX_LISTED names each, the count of all."""
+    rows = query_sql_model(con, "checks/quality_checks", {**params, "max_listed": MAX_LISTED})
+    return [
+        (str(r["name"]), bool(r["ok"]), str(r["detail"]), tuple(r["names"]), int(r["named"]))
+        for r in rows.to_pylist()
+    ]
 
 
 def store_day(con: duckdb.DuckDBPyConnection, params: Mapping[str, Any]) -> None:

@@ -12,8 +12,11 @@ seed 002's calculator: see `band` and `BANDS_DEFINITION`.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import html
 import os
+import re
 import statistics
 from collections import defaultdict
 from collections.abc import Iterable
@@ -30,6 +33,7 @@ from plotly.subplots import make_subplots
 
 from pipeline.config import Settings
 from pipeline.errors import SessionflowError
+from pipeline.safe_text import for_plotly, for_terminal
 from pipeline.warehouse.query import mart_globs, mart_select
 
 # -- revenue per session bands (seed 002: Low / Average / Strong against the median) ----
@@ -55,12 +59,30 @@ TOP_COUNTRIES = 15
 SITE_COLOURS = ("#1f77b4", "#9467bd", "#17becf", "#8c564b", "#e377c2", "#bcbd22", "#7f7f7f")
 # plotly's own options: no logo link, no cloud, nothing that reaches out.
 PLOTLY_CONFIG = {"displaylogo": False, "responsive": True, "showSendToCloud": False}
-# The browser enforces "offline": inline scripts and styles, data: images (the heatmap),
-# and no other source of anything.
-CONTENT_SECURITY_POLICY = (
-    "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
-    "img-src data: blob:; font-src data:"
-)
+
+
+# The browser enforces "offline" and "data as text": nothing is fetched from anywhere, and
+# the only scripts that run are the page's own, each named by its SHA-256 (no
+# 'unsafe-inline' for scripts: were a tag ever smuggled into the page, its script would
+# not run). Styles: the page's one <style> by its hash too; plotly.js draws with inline
+# style attributes and a <style> element of its own, so 'unsafe-inline' stays for styles
+# only (a style can neither run code nor fetch anything under default-src 'none').
+# data: images (the heatmap).
+def content_security_policy(scripts: Iterable[str] = ()) -> str:
+    hashes = " ".join(dict.fromkeys(_sha256_source(script) for script in scripts))
+    sources = hashes or "'none'"
+    return (
+        f"default-src 'none'; script-src {sources}; style-src 'unsafe-inline'; "
+        "img-src data: blob:; font-src data:; base-uri 'none'; form-action 'none'"
+    )
+
+
+def _sha256_source(text: str) -> str:
+    digest = base64.b64encode(hashlib.sha256(text.encode("utf-8")).digest()).decode()
+    return f"'sha256-{digest}'"
+
+
+_SCRIPT = re.compile(r"<script\b[^>]*>(.*?)</script>", re.DOTALL | re.IGNORECASE)
 
 REQUIRED_TABLE = "daily_site_summary"
 
@@ -189,7 +211,7 @@ class WrittenReport:
     days: int
 
     def line(self) -> str:
-        sites = ", ".join(self.sites)
+        sites = for_terminal(", ".join(self.sites))  # site ids are data
         return (
             f"wrote the report of {self.start}..{self.end} ({self.days} days; {sites}) "
             f"to {self.path}"
@@ -415,13 +437,13 @@ def _daily_trends(data: ReportData) -> Chart:
                 go.Scatter(
                     x=[row.day.isoformat() for row in rows],
                     y=[getattr(row, measure) for row in rows],
-                    name=site,
+                    name=_p(site),
                     legendgroup=site,
                     showlegend=i == 0,
                     mode="lines+markers",
                     line={"color": _site_colour(data, site)},
                     meta={"measure": measure, "site": site},
-                    hovertemplate=f"{site}<br>%{{x}}<br>{title}: %{{y{fmt}}}<extra></extra>",
+                    hovertemplate=f"{_p(site)}<br>%{{x}}<br>{title}: %{{y{fmt}}}<extra></extra>",
                 ),
                 row=i // 2 + 1,
                 col=i % 2 + 1,
@@ -442,7 +464,7 @@ def _bands_chart(data: ReportData) -> Chart:
         rows=len(data.sites),
         cols=1,
         shared_xaxes=True,
-        subplot_titles=data.sites,
+        subplot_titles=[_p(site) for site in data.sites],
         vertical_spacing=0.12 if len(data.sites) > 1 else 0.0,
     )
     legend_done: set[str] = set()
@@ -477,7 +499,7 @@ def _bands_chart(data: ReportData) -> Chart:
         fig.add_trace(
             go.Scatter(
                 x=x, y=[r.revenue_per_session for r in rows], mode="lines",
-                line={"color": _site_colour(data, site)}, name=site, showlegend=False,
+                line={"color": _site_colour(data, site)}, name=_p(site), showlegend=False,
                 hoverinfo="skip", meta={"measure": "revenue_per_session", "site": site},
             ),
             row=index, col=1,
@@ -499,7 +521,7 @@ def _bands_chart(data: ReportData) -> Chart:
                             "line": {"color": "white", "width": 1}},
                     meta={"measure": "band", "band": label, "site": site},
                     customdata=[[r.median] for r in points],
-                    hovertemplate=f"{site} %{{x}}<br>revenue per session %{{y:.2f}}"
+                    hovertemplate=f"{_p(site)} %{{x}}<br>revenue per session %{{y:.2f}}"
                     f"<br>median %{{customdata[0]:.2f}}<br>{label}<extra></extra>",
                 ),
                 row=index, col=1,
@@ -515,7 +537,7 @@ def _bands_chart(data: ReportData) -> Chart:
 
 
 def _channels_chart(data: ReportData) -> Chart:
-    names = list(data.channels)
+    names = [_p(name) for name in data.channels]
     fig = make_subplots(
         rows=1, cols=2, subplot_titles=["Sessions", f"Session value ({data.currency})"]
     )
@@ -561,8 +583,8 @@ def _campaigns_chart(data: ReportData) -> Chart:
                 x=[c.totals.cost_per_session for c in points],
                 y=[c.totals.session_value for c in points],
                 mode="markers",
-                name=site,
-                text=[c.label for c in points],
+                name=_p(site),
+                text=[_p(c.label) for c in points],
                 customdata=[[c.totals.sessions, c.totals.cost] for c in points],
                 marker={
                     "size": [8 + 32 * (c.totals.sessions / biggest) ** 0.5 for c in points],
@@ -573,7 +595,7 @@ def _campaigns_chart(data: ReportData) -> Chart:
                 meta={"measure": "campaigns", "site": site},
                 hovertemplate="%{text}<br>cost per session %{x:.2f}<br>session value "
                 "%{y:.2f}<br>sessions %{customdata[0]}, cost %{customdata[1]:.2f}<extra>"
-                + site
+                + _p(site)
                 + "</extra>",
             )
         )
@@ -628,7 +650,7 @@ def _devices_countries_chart(data: ReportData) -> Chart:
     ):
         fig.add_trace(
             go.Bar(
-                x=[name for name, _ in pairs],
+                x=[_p(name) for name, _ in pairs],
                 y=[t.sessions for _, t in pairs],
                 customdata=[[t.session_value] for _, t in pairs],
                 marker={"color": colour},
@@ -690,15 +712,15 @@ def _per_user_chart(data: ReportData) -> Chart:
                 continue
             fig.add_trace(
                 go.Bar(
-                    x=[r.period for r in mine],
+                    x=[_p(r.period) for r in mine],
                     y=[r.sessions_per_user for r in mine],
                     customdata=[[r.sessions, r.users] for r in mine],
-                    name=site,
+                    name=_p(site),
                     legendgroup=site,
                     showlegend=col == 1,
                     marker={"color": _site_colour(data, site)},
                     meta={"measure": f"{grain}_sessions_per_user", "site": site},
-                    hovertemplate=f"{site} %{{x}}<br>%{{y:.2f}} sessions per user<br>"
+                    hovertemplate=f"{_p(site)} %{{x}}<br>%{{y:.2f}} sessions per user<br>"
                     "%{customdata[0]} sessions, %{customdata[1]} users<extra></extra>",
                 ),
                 row=1,
@@ -786,9 +808,10 @@ def render_html(data: ReportData) -> str:
         )
     scope = _e(data.site) if data.site else f"all sites ({_e(', '.join(data.sites))})"
     title = f"sessionflow report: {data.start} to {data.end}"
+    policy = content_security_policy(_SCRIPT.findall("".join(parts)))
     return (
         '<!doctype html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-        f'<meta http-equiv="Content-Security-Policy" content="{CONTENT_SECURITY_POLICY}">\n'
+        f'<meta http-equiv="Content-Security-Policy" content="{policy}">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         f"<title>{_e(title)}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n"
         f"<header><h1>sessionflow report</h1>"
@@ -879,6 +902,11 @@ def _band_table(data: ReportData) -> str:
 
 def _e(text: str) -> str:
     return html.escape(text, quote=True)
+
+
+# Every text from the data that plotly draws (a site, a campaign, a channel, a device, a
+# country, a period) goes through this: plotly.js renders tags in labels (`<a href>`).
+_p = for_plotly
 
 
 def _band_class(label: str) -> str:

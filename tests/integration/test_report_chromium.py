@@ -9,14 +9,17 @@ import base64
 import re
 import shutil
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
-from playwright.sync_api import Browser, Route, ViewportSize, sync_playwright
+from playwright.sync_api import Browser, Dialog, Page, Route, ViewportSize, sync_playwright
 
-from pipeline.warehouse.report import CONTENT_SECURITY_POLICY, write_report
+from pipeline.warehouse.report import content_security_policy, write_report
 from tests.integration.test_tracker_chromium import CHROME, CHROMIUM_ARGS
 from tests.unit.warehouse.report_support import build_marts, plotted
 
@@ -70,24 +73,38 @@ def browser() -> Iterator[Browser]:
             launched.close()
 
 
-def test_every_chart_draws_and_the_page_is_not_blank(report: Path, browser: Browser) -> None:
+@contextmanager
+def drawn_page(browser: Browser, path: Path, errors: list[str]) -> Iterator[Page]:
+    """`path` open in a context of its own, every chart drawn. Page errors, console errors
+    (a Content-Security-Policy violation is one) and dialogs (an alert) go to `errors`."""
     context = browser.new_context(user_agent=CHROME, viewport=VIEWPORT)
     try:
         page = context.new_page()
-        errors: list[str] = []
         page.on("pageerror", lambda error: errors.append(str(error)))
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        page.goto(report.as_uri())
+        page.on("dialog", lambda dialog: _record_dialog(dialog, errors))
+        page.goto(path.as_uri())
         page.wait_for_function(
             "ids => ids.every(id => document.querySelector('#' + id + ' .main-svg'))",
             arg=CHARTS,
         )
+        yield page
+    finally:
+        context.close()
+
+
+def _record_dialog(dialog: Dialog, errors: list[str]) -> None:
+    errors.append(f"dialog: {dialog.message}")
+    dialog.dismiss()
+
+
+def test_every_chart_draws_and_the_page_is_not_blank(report: Path, browser: Browser) -> None:
+    errors: list[str] = []
+    with drawn_page(browser, report, errors) as page:
         drawn: list[dict[str, Any]] = page.evaluate(DRAWN, CHARTS)
         png = page.screenshot()  # one viewport: the summary and the daily trends
         colours = page.context.new_page()
         distinct = colours.evaluate(COLOURS, base64.b64encode(png).decode())
-    finally:
-        context.close()
 
     assert errors == []  # no script error, no Content-Security-Policy violation
     for chart in drawn:
@@ -158,7 +175,7 @@ def test_the_network_check_catches_a_fetch(browser: Browser, tmp_path: Path) -> 
     assert visit(browser, bare, []).routed == [bare.as_uri(), remote]
 
     guarded = tmp_path / "guarded.html"
-    policy = f'<meta http-equiv="Content-Security-Policy" content="{CONTENT_SECURITY_POLICY}">'
+    policy = f'<meta http-equiv="Content-Security-Policy" content="{content_security_policy()}">'
     guarded.write_text(
         f'<!doctype html><html><head>{policy}</head><body><img src="{remote}"></body></html>'
     )
@@ -180,3 +197,82 @@ def test_the_html_names_no_cdn_and_no_remote_source(report: Path) -> None:
     assert not re.search(r"https?:|//cdn|cdn\.", ours, flags=re.IGNORECASE)
     assert "Content-Security-Policy" in ours and "default-src 'none'" in ours
     assert set(plotted(page)) == set(CHARTS)
+
+
+# A site id and campaigns that would be links, images or scripts if plotly.js read them
+# as its pseudo-HTML (it draws <a href> in labels, legends, titles and hover text).
+HOSTILE_SITE = '<a href="http://evil.example/site">site</a>'
+HOSTILE_CAMPAIGNS = [
+    '<a href="http://evil.example/c">click</a>',
+    "<img src=x onerror=alert(1)>",
+    '<a href="javascript:alert(1)">js</a>',
+    "<b>bold</b> %{x} &amp;",
+]
+IN_THE_PAGE = """() => ({
+  svgLinks: document.querySelectorAll('svg a').length,
+  images: document.querySelectorAll('img').length,
+  evil: Array.from(document.querySelectorAll('[href], [src]'))
+    .map(e => e.getAttribute('href') || e.getAttribute('src'))
+    .filter(url => /evil|javascript:|^x$/.test(url)),
+  legend: Array.from(document.querySelectorAll('.legendtext'), e => e.textContent),
+  titles: Array.from(document.querySelectorAll('.annotation-text'), e => e.textContent),
+})"""
+
+
+@pytest.fixture(scope="module")
+def hostile_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The report's marts with blog.example renamed to HOSTILE_SITE and every campaign
+    one of HOSTILE_CAMPAIGNS (as data from before any ingestion rule would have them)."""
+    settings = build_marts(tmp_path_factory.mktemp("hostile-report"))
+    renamed: dict[str, str] = {}
+    for path in settings.marts_dir.rglob("*.parquet"):
+        table = pq.read_table(path)
+        for column, rename in (("site_id", _hostile_site), ("campaign", _hostile_campaign)):
+            if column in table.column_names:
+                values = [rename(value, renamed) for value in table[column].to_pylist()]
+                index = table.column_names.index(column)
+                table = table.set_column(index, column, pa.array(values, pa.string()))
+        pq.write_table(table, path)
+    return write_report(settings).path
+
+
+def _hostile_site(value: str | None, renamed: dict[str, str]) -> str | None:
+    return HOSTILE_SITE if value == "blog.example" else value
+
+
+def _hostile_campaign(value: str | None, renamed: dict[str, str]) -> str | None:
+    if value is None:
+        return None
+    if value not in renamed:
+        renamed[value] = HOSTILE_CAMPAIGNS[len(renamed) % len(HOSTILE_CAMPAIGNS)]
+    return renamed[value]
+
+
+def test_data_in_the_report_is_text_only(hostile_report: Path, browser: Browser) -> None:
+    page_text = hostile_report.read_text()
+    assert set(plotted(page_text)) == set(CHARTS)
+    errors: list[str] = []
+    with drawn_page(browser, hostile_report, errors) as page:
+        page.hover("#chart-campaigns .nsewdrag")
+        found: dict[str, Any] = page.evaluate(IN_THE_PAGE)
+    assert errors == []  # no dialog, no script error, no policy violation
+    assert found["svgLinks"] == 0 and found["images"] == 0 and found["evil"] == [], found
+    # Shown as the text it is: in the legend and as the bands chart's subplot title.
+    assert HOSTILE_SITE in found["legend"], found["legend"]
+    assert HOSTILE_SITE in found["titles"], found["titles"]
+
+
+def test_only_the_pages_own_scripts_run(report: Path, browser: Browser, tmp_path: Path) -> None:
+    """script-src names each of the page's scripts by its hash: a script that got into the
+    page any other way (a tag from the data, were one ever left unescaped) does not run,
+    while plotly.js and the charts' own scripts do."""
+    smuggled = tmp_path / "smuggled.html"
+    injected = (
+        "<script>document.title = 'pwned'</script><img src=x onerror=\"document.title='pwned'\">"
+    )
+    smuggled.write_text(report.read_text().replace("</main>", injected + "</main>"))
+    errors: list[str] = []
+    with drawn_page(browser, smuggled, errors) as page:
+        title = page.title()
+    assert title.startswith("sessionflow report"), title
+    assert any("Content Security Policy" in error for error in errors), errors

@@ -8,6 +8,7 @@ from typing import Any
 
 from flows.quality import Check, check_day
 from pipeline.config import Settings
+from pipeline.safe_text import MAX_LISTED
 from pipeline.warehouse.build import build_day
 from tests.unit.warehouse.test_warehouse_models import (
     T0,
@@ -76,3 +77,21 @@ def test_a_site_without_costs_is_not_asked_for_cost_rows(tmp_path: Path) -> None
     checks = checks_for(settings, [])
     assert checks["paid sessions without a cost row"].ok
     assert checks["share of cost matched to sessions"].ok
+
+
+def test_a_check_lists_at_most_ten_campaigns_from_the_warehouse(tmp_path: Path) -> None:
+    """The SQL hands over the first MAX_LISTED names and the count, never every name (an
+    anonymous visitor makes a new campaign per request)."""
+    settings = make_settings(tmp_path / "data")
+    import_events(settings, [
+        event(f"e{i}", "page_view", T0, f"v{i}", utm_source="google", utm_medium="cpc",
+              utm_campaign=f"c{i:02d}")
+        for i in range(MAX_LISTED + 5)
+    ], tmp_path / "events.jsonl")  # fmt: skip
+    load_costs(settings, [cost(DAY, "shop.example", "google", "cpc", "brand", "30.00")])
+    built = build_day(settings, DAY)
+    (row,) = [row for row in built.quality if row[0] == "paid sessions without a cost row"]
+    assert row[3] == tuple(f"google/cpc/c{i:02d}" for i in range(MAX_LISTED))
+    assert row[4] == MAX_LISTED + 5
+    check = Check.listing(row)
+    assert check.detail.endswith(": " + ", ".join(row[3]) + " and 5 more")

@@ -78,3 +78,18 @@ def test_cli(marts: Path) -> None:
     bad = run_cli(env, "query", "DELETE FROM daily_site_summary")
     assert bad.returncode == 1
     assert bad.stderr.strip() == "Error: only read queries are allowed (got delete)"
+
+
+def test_json_has_null_where_a_number_is_nan_or_infinite(marts: Path) -> None:
+    result = run_query(
+        marts,
+        "SELECT 'nan'::DOUBLE AS a, 'inf'::DOUBLE AS b, [1.5, '-inf'::DOUBLE] AS c, 2.5 AS d",
+    )
+    text = render(result, "json")
+    assert "NaN" not in text and "Infinity" not in text
+    assert json.loads(text) == [{"a": None, "b": None, "c": [1.5, None], "d": 2.5}]
+
+
+def test_csv_guards_text_cells_and_leaves_numbers(marts: Path) -> None:
+    result = run_query(marts, "SELECT '=1+1' AS f, '-5' AS t, -5 AS n, 'a\x1bb' AS e")
+    assert render(result, "csv").splitlines() == ["f,t,n,e", "'=1+1,'-5,-5,a\\x1bb"]

@@ -1,10 +1,15 @@
 -- Data-quality checks after a day's build ($run_date). One row per check:
--- name, ok, detail. Read by flows/quality.py and shown as a Prefect artifact.
+-- name, ok, detail, and for a check that names campaigns, the first few names (`names`,
+-- at most $max_listed) and how many there are (`named`): flows/quality.py lists them
+-- after the detail, cut and escaped, and shows the checks on the CLI and as a Prefect
+-- artifact. A campaign's name is whatever a visitor's utm_campaign said.
 -- Across dates too: a client session id re-used long after its session ended comes back
 -- as a session of a later date (docs/tables.md, Sessions).
 SELECT 'no duplicate session ids' AS name,
        count(*) = 0 AS ok,
-       count(*) || ' session ids of this day appear more than once in the warehouse' AS detail
+       count(*) || ' session ids of this day appear more than once in the warehouse' AS detail,
+       []::VARCHAR[] AS names,
+       0 AS named
 FROM (
     SELECT session_id FROM sessions
     WHERE session_id IN (SELECT session_id FROM sessions WHERE session_date = $run_date)
@@ -13,16 +18,18 @@ FROM (
 UNION ALL
 SELECT 'costs without sessions',
        count(*) = 0,
-       count(*) || ' cost rows have no sessions'
-           || coalesce(': ' || string_agg(source || '/' || medium || '/' || coalesce(campaign, '(none)'), ', '
-                                         ORDER BY source, medium, campaign), '')
+       count(*) || ' cost rows have no sessions',
+       coalesce(min(source || '/' || medium || '/' || coalesce(campaign, '(none)'), $max_listed), []),
+       count(*)
 FROM daily_cost_per_session
 WHERE date = $run_date AND sessions = 0 AND cost > 0
 UNION ALL
 SELECT 'summary matches sessions',
        coalesce(sum(s.sessions), 0) = (SELECT count(*) FROM sessions WHERE session_date = $run_date),
        'daily_site_summary has ' || coalesce(sum(s.sessions), 0) || ' sessions, sessions table has '
-           || (SELECT count(*) FROM sessions WHERE session_date = $run_date)
+           || (SELECT count(*) FROM sessions WHERE session_date = $run_date),
+       [],
+       0
 FROM daily_site_summary AS s
 WHERE s.date = $run_date
 UNION ALL
@@ -31,9 +38,9 @@ UNION ALL
 -- means a cost file that spells source, medium or campaign differently.
 SELECT 'paid sessions without a cost row',
        count(*) = 0,
-       coalesce(sum(s.sessions), 0) || ' paid sessions in ' || count(*) || ' groups have no cost row'
-           || coalesce(': ' || string_agg(s.source || '/' || s.medium || '/' || s.campaign, ', '
-                                         ORDER BY s.source, s.medium, s.campaign), '')
+       coalesce(sum(s.sessions), 0) || ' paid sessions in ' || count(*) || ' groups have no cost row',
+       coalesce(min(s.source || '/' || s.medium || '/' || s.campaign, $max_listed), []),
+       count(*)
 FROM daily_cost_per_session AS s
 WHERE s.date = $run_date
     AND s.sessions > 0
@@ -48,6 +55,8 @@ UNION ALL
 SELECT 'share of cost matched to sessions',
        coalesce(sum(cost) FILTER (WHERE sessions = 0), 0) = 0,
        coalesce(round(100 * sum(cost) FILTER (WHERE sessions > 0) / nullif(sum(cost), 0), 1), 100)
-           || '% of ' || coalesce(sum(cost), 0) || ' cost matched sessions'
+           || '% of ' || coalesce(sum(cost), 0) || ' cost matched sessions',
+       [],
+       0
 FROM daily_cost_per_session
 WHERE date = $run_date;
