@@ -91,8 +91,9 @@ def running_collector(
         directory / "data",
         free_port(),
         f"test.{uuid.uuid4().hex[:10]}",
-        # Tests stand in for a reverse proxy: the client address comes from this header.
-        SESSIONFLOW_COLLECTOR__CLIENT_IP_HEADER="X-Forwarded-For",
+        # Tests stand in for a reverse proxy on loopback: the client address comes from
+        # their X-Forwarded-For.
+        SESSIONFLOW_COLLECTOR__TRUSTED_PROXIES='["127.0.0.1"]',
         SESSIONFLOW_PRIVACY__COUNTRY_HEADER="CF-IPCountry",
         **settings,
     )

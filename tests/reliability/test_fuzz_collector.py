@@ -85,7 +85,8 @@ def collector_environ(bootstrap: str, data_dir: Path, prefix: str) -> dict[str, 
             f'{{"shop.example" = {{measurement_id = "{MEASUREMENT_ID}"}}, '
             f'"blog.example" = {{api_secret = "{SECRET}"}}}}'
         ),
-        "SESSIONFLOW_COLLECTOR__CLIENT_IP_HEADER": "X-Forwarded-For",
+        # The in-process client's address (AppClient) stands for a trusted proxy.
+        "SESSIONFLOW_COLLECTOR__TRUSTED_PROXIES": '["192.0.2.50"]',
         "SESSIONFLOW_PRIVACY__COUNTRY_HEADER": "CF-IPCountry",
     }
 

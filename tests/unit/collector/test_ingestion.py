@@ -29,9 +29,9 @@ def settings(tmp_path: Path) -> Settings:
     )
 
 
-def request(**headers: str) -> RequestContext:
+def request(via_trusted_proxy: bool = True, **headers: str) -> RequestContext:
     merged = {"user-agent": CHROME, **{k.lower(): v for k, v in headers.items()}}
-    return RequestContext("198.51.100.9", merged["user-agent"], merged, NOW)
+    return RequestContext("198.51.100.9", merged["user-agent"], merged, NOW, via_trusted_proxy)
 
 
 def plainsignal(body: dict[str, object]) -> Hit:
@@ -55,6 +55,8 @@ def test_country_only_from_the_trusted_header(settings: Settings) -> None:
     assert ingest(hit, request(**{"CF-IPCountry": "fr"}))["country"] == "FR"
     assert "country" not in ingest(hit, request(**{"CF-IPCountry": "T1"}))  # Tor: unknown
     assert "country" not in ingest(hit, request())
+    # Not through a trusted proxy: anyone could have written the header.
+    assert "country" not in ingest(hit, request(False, **{"CF-IPCountry": "fr"}))
 
 
 def test_opt_out_signals_drop_when_configured(settings: Settings) -> None:
