@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlencode
 
 import httpx
 import pytest
@@ -51,6 +52,7 @@ HEADER_TIMEOUT_S = 3.0
 BODY_TIMEOUT_S = 2.0
 KEEP_ALIVE_S = 1
 MAX_CONNECTIONS = 100
+BUFFER_MAX_BYTES = 4 * MB
 
 
 @pytest.fixture(scope="module")
@@ -60,6 +62,9 @@ def connections_collector(tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         "SESSIONFLOW_COLLECTOR__BODY_TIMEOUT_SECONDS": str(BODY_TIMEOUT_S),
         "SESSIONFLOW_COLLECTOR__KEEP_ALIVE_SECONDS": str(KEEP_ALIVE_S),
         "SESSIONFLOW_COLLECTOR__MAX_CONNECTIONS": str(MAX_CONNECTIONS),
+        # The sink's test: bounded in bytes, not in events.
+        "SESSIONFLOW_COLLECTOR__BUFFER_MAX_BYTES": str(BUFFER_MAX_BYTES),
+        "SESSIONFLOW_COLLECTOR__BUFFER_MAX_EVENTS": "1000000",
     }
     with collector_without_kafka(tmp_path_factory.mktemp("connections"), **settings) as running:
         yield running
@@ -108,6 +113,17 @@ def warmed_rss(collector: RunningCollector, requests: Callable[[httpx.Client], o
         for _ in range(20):
             requests(http)
     return rss_mb(collector.process.pid)
+
+
+def rss_growth(
+    collector: RunningCollector, request: Callable[[httpx.Client, int], object], times: int
+) -> float:
+    """How much the collector's RSS grows (MB) over `times` requests `request(http, n)`."""
+    before = warmed_rss(collector, lambda http: request(http, -1))
+    with httpx.Client(base_url=collector.url, timeout=30) as http:
+        for n in range(times):
+            request(http, n)
+    return rss_mb(collector.process.pid) - before
 
 
 def page_view(http: httpx.Client, url: str = "https://shop.example/", **extra: str) -> int:
@@ -286,35 +302,36 @@ def test_connections_beyond_the_cap_get_503_and_idle_ones_are_let_go(
 
 
 def test_long_param_names_are_not_remembered(memory_collector: RunningCollector) -> None:
-    def validate(http: httpx.Client, n: int = 0) -> None:
+    def validate(http: httpx.Client, n: int) -> None:
         params = {f"p{n}_{k}_" + "x" * 10_000: 1 for k in range(4)}
         body = json.dumps({"client_id": "1.2", "events": [{"name": "view", "params": params}]})
         answer = http.post("/debug/mp/collect?measurement_id=G-SHOP1234", content=body)
         assert answer.json()["validationMessages"][0]["validationCode"] == "NAME_INVALID"
 
-    before = warmed_rss(memory_collector, validate)
-    with httpx.Client(base_url=memory_collector.url, timeout=30) as http:
-        for n in range(1000):
-            validate(http, n)
-    grown = rss_mb(memory_collector.process.pid) - before
+    grown = rss_growth(memory_collector, validate, 1000)
     print(f"\n1,000 /debug/mp/collect requests, 4 names of 10 kB each: RSS +{grown:.1f} MB")
     assert grown < 10
 
 
 def test_long_urls_do_not_fill_memory(memory_collector: RunningCollector) -> None:
-    # Scrubbed, then rejected (an unknown currency): the URLs reach the scrubbing cache,
-    # the events never reach the buffer.
-    def rejected_view(http: httpx.Client, n: int = 0) -> None:
-        url = f"https://shop.example/{n}/" + "p" * 2000
-        extra = {"referrer": url.replace("shop", "ref"), "currency": "ZZZ"}
-        assert page_view(http, url, **extra) == 400
+    # gtag.js batches of 12 page views, each with a page and a referrer of 2 kB: scrubbed,
+    # then rejected (an unknown currency), so the URLs reach the scrubbing cache and the
+    # events never reach the buffer.
+    def rejected_views(http: httpx.Client, n: int) -> None:
+        lines = []
+        for line in range(12):
+            url = f"https://shop.example/{n}/{line}/" + "p" * 2000
+            dr = url.replace("shop", "ref")
+            lines.append(urlencode({"en": "page_view", "dl": url, "dr": dr, "cu": "ZZZ"}))
+        answer = http.post(
+            "/g/collect?v=2&tid=G-SHOP1234&cid=1.2",
+            content="\n".join(lines),
+            headers={"user-agent": CHROME, "content-type": "text/plain"},
+        )
+        assert answer.status_code == 400 and answer.json()["accepted"] == 0
 
-    before = warmed_rss(memory_collector, rejected_view)
-    with httpx.Client(base_url=memory_collector.url, timeout=30) as http:
-        for n in range(1500):
-            rejected_view(http, n)
-    grown = rss_mb(memory_collector.process.pid) - before
-    print(f"\n1,500 requests of two 2 kB URLs each: RSS +{grown:.1f} MB")
+    grown = rss_growth(memory_collector, rejected_views, 125)
+    print(f"\n1,500 page views of two 2 kB URLs each: RSS +{grown:.1f} MB")
     assert grown < 8
 
 
@@ -336,12 +353,10 @@ def test_an_unknown_measurement_id_is_answered_before_its_body_is_read(
 # -- the Kafka sink's buffer -------------------------------------------------------------------
 
 
-def test_the_buffer_is_bounded_in_bytes_while_kafka_is_away(tmp_path: Path) -> None:
-    bound = 4 * MB
-    settings = {
-        "SESSIONFLOW_COLLECTOR__BUFFER_MAX_BYTES": str(bound),
-        "SESSIONFLOW_COLLECTOR__BUFFER_MAX_EVENTS": "1000000",
-    }
+def test_the_buffer_is_bounded_in_bytes_while_kafka_is_away(
+    connections_collector: RunningCollector,
+) -> None:
+    collector, bound = connections_collector, BUFFER_MAX_BYTES
 
     def large_view(http: httpx.Client, n: int = 0) -> int:
         # 25 events as large as GA4's limits let them be: long pages, referrers, campaigns.
@@ -354,15 +369,15 @@ def test_the_buffer_is_bounded_in_bytes_while_kafka_is_away(tmp_path: Path) -> N
         body = json.dumps({"client_id": f"{n}.1", "events": events})
         return http.post("/mp/collect?measurement_id=G-SHOP1234", content=body).status_code
 
-    with collector_without_kafka(tmp_path, **settings) as collector:
-        before = warmed_rss(collector, page_view)
-        statuses: list[int] = []
-        with httpx.Client(base_url=collector.url, timeout=30) as http:
-            while 503 not in statuses[-1:] and len(statuses) < 5000:
-                statuses.append(large_view(http, len(statuses)))
-            refused = [large_view(http) for _ in range(3)]
-        pending = health(collector.url)["pending_bytes"]
-        grown = rss_mb(collector.process.pid) - before
+    before = warmed_rss(collector, page_view)
+    statuses: list[int] = []
+    with httpx.Client(base_url=collector.url, timeout=30) as http:
+        # About 30 requests fill 4 MB; unbounded, 300 would hold 40 MB.
+        while 503 not in statuses[-1:] and len(statuses) < 300:
+            statuses.append(large_view(http, len(statuses)))
+        refused = [large_view(http) for _ in range(3)]
+    pending = health(collector.url)["pending_bytes"]
+    grown = rss_mb(collector.process.pid) - before
     print(
         f"\nKafka away: {len(statuses) - 1} requests of 25 large events taken, then 503; buffer "
         f"{pending / MB:.2f} MB of {bound / MB:.0f} MB, RSS +{grown:.1f} MB"
