@@ -108,7 +108,7 @@ def run(bootstrap: str, quick: bool) -> list[Figure]:
             "SESSIONFLOW_DATA_DIR": directory,
             "SESSIONFLOW_SITES": json.dumps([SITE]),
             "SESSIONFLOW_KAFKA__EVENTS_TOPIC": f"bench.{uuid.uuid4().hex[:8]}",
-            "SESSIONFLOW_COLLECTOR__CLIENT_IP_HEADER": "X-Forwarded-For",
+            "SESSIONFLOW_COLLECTOR__TRUSTED_PROXIES": '["127.0.0.1"]',
             "SESSIONFLOW_COLLECTOR__BUFFER_MAX_EVENTS": "10000000",
             "PATH": "/usr/bin:/bin",
         }

@@ -16,6 +16,7 @@ Every error names the offending key and where it came from, on one line.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
 import re
@@ -191,11 +192,44 @@ class CollectorSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
     max_body_bytes: int = Field(64 * 1024, ge=1024)
-    # Events accepted but not yet acknowledged by Kafka; beyond this the collector
-    # answers 503 instead of growing without bound while Kafka is away.
+    # Events accepted but not yet acknowledged by Kafka; beyond this many, or this many
+    # bytes of them in memory, the collector answers 503 instead of growing without bound
+    # while Kafka is away. Both per worker process.
     buffer_max_events: int = Field(100_000, ge=1)
-    # Behind a reverse proxy, the client address comes from this header (first entry).
-    client_ip_header: str | None = None
+    buffer_max_bytes: int = Field(128 * 1024 * 1024, ge=1024 * 1024)
+    # What one worker process gives its clients: more connections are answered 503 and
+    # closed at once; a request line and headers larger than max_header_bytes get 431.
+    max_connections: int = Field(1000, ge=1)
+    max_header_bytes: int = Field(16 * 1024, ge=1024)
+    # A request's line and headers must arrive within header_timeout_seconds (of the
+    # connection's start, or of the previous answer), its body within body_timeout_seconds
+    # of its headers; an idle keep-alive connection is closed after keep_alive_seconds.
+    header_timeout_seconds: float = Field(10.0, gt=0, le=3600)
+    body_timeout_seconds: float = Field(20.0, gt=0, le=3600)
+    keep_alive_seconds: int = Field(5, ge=1, le=3600)
+    # The reverse proxies (IP addresses or CIDRs) whose X-Forwarded-For entries and
+    # country header are believed; none: the client is the connection's peer.
+    trusted_proxies: list[str] = Field(default_factory=list)
+    # Replaced by trusted_proxies; named here only to say so when a config still sets it.
+    client_ip_header: None = None
+
+    @field_validator("client_ip_header", mode="before")
+    @classmethod
+    def _replaced(cls, value: object) -> None:
+        raise ValueError(
+            "replaced by collector.trusted_proxies (the proxies' addresses or CIDRs; the "
+            "client is then the right-most X-Forwarded-For entry that is not one of them)"
+        )
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry.strip(), strict=False)
+            except ValueError:
+                raise ValueError(f"expected IP addresses or CIDRs, got {_short(entry)}") from None
+        return value
 
 
 class ConsumerSettings(_Section):

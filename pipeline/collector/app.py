@@ -9,8 +9,10 @@
 | GET /t.js              | the cookie-free tracker                                        |
 | GET /health            | buffer and delivery counters                                   |
 
-Bad input gets a 4xx with `{"reason", "error"}`; 413 past the body limit; 503 (with
-Retry-After) while the Kafka buffer is full. No cookie is ever set. Logs carry reason
+Bad input gets a 4xx with `{"reason", "error"}`; 413 past the body limit, 408 when the
+body is late; 503 (with Retry-After) while the Kafka buffer is full. What one connection
+may hold (headers, time, the number of connections) is bounded below the app
+(pipeline.collector.connections). No cookie is ever set. Logs carry reason
 codes and counts only: never an IP, a user agent, an id or a payload.
 """
 
@@ -34,6 +36,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from pipeline.collector.client_address import FORWARDED_FOR, TrustedProxies
 from pipeline.collector.enrichment import Dropped, Ingestor, RequestContext
 from pipeline.collector.ga4 import (
     GA4_MAX_BODY_BYTES,
@@ -63,6 +66,7 @@ _ACCEPTED_CONTENT_TYPES = (
 )
 _STATUS_FOR_REASON = {
     Reason.BODY_TOO_LARGE: 413,
+    Reason.BODY_TIMEOUT: 408,
     Reason.UNSUPPORTED_MEDIA_TYPE: 415,
     Reason.MISSING_API_SECRET: 401,
     Reason.BAD_API_SECRET: 403,
@@ -74,6 +78,7 @@ class Collector:
         self.settings = settings
         self.sink = sink
         self.ingestor = Ingestor(settings)
+        self.trusted_proxies = TrustedProxies(settings.collector.trusted_proxies)
         self.outcomes: Counter[str] = Counter()  # "accepted", "rejected:<reason>", ...
         self.tracker = TRACKER_PATH.read_bytes()
 
@@ -126,20 +131,22 @@ class Collector:
     async def ga4_debug(self, request: Request) -> Response:
         # The validation server: /mp/collect's checks, answered as Google's
         # validationMessages (200; an empty list when valid). Nothing is produced.
+        # Without a known measurement_id the body is not read: a stranger's bodies are not
+        # parsed (nor are their names remembered).
         findings: list[Finding] = []
-        site: str | None = None
         try:
             site = self._ga4_site(request)
         except Rejected as rejected:
             if rejected.reason in (Reason.MISSING_API_SECRET, Reason.BAD_API_SECRET):
                 return self._rejected(rejected)
             findings.append(Finding.of(rejected, "measurement_id"))
-        try:
-            body = await self._body(request, self._ga4_body_limit())
-        except Rejected as rejected:
-            findings.append(Finding.of(rejected, "body"))
         else:
-            findings += check_mp(site, body, self.ingestor, self._context(request)).findings
+            try:
+                body = await self._body(request, self._ga4_body_limit())
+            except Rejected as rejected:
+                findings.append(Finding.of(rejected, "body"))
+            else:
+                findings += check_mp(site, body, self.ingestor, self._context(request)).findings
         self.outcomes["validated"] += 1
         messages = [finding.message() for finding in findings]
         return JSONResponse({"validationMessages": messages})
@@ -161,6 +168,8 @@ class Collector:
         if request.method == "HEAD":  # Starlette routes HEAD with GET: a probe, no hit
             return Response(status_code=204)
         try:
+            if (tid := request.query_params.get("tid")) is not None:
+                self.ingestor.measurement_site(tid)  # an unknown site's body is not read
             hits = parse_gtag(request.url.query, await self._body(request))
         except Rejected as rejected:
             return self._rejected(rejected)
@@ -205,12 +214,14 @@ class Collector:
 
     async def health(self, request: Request) -> Response:
         stats = self.sink.stats()
-        full = stats.pending >= stats.capacity
+        full = stats.full
         body = {
             "status": "buffer_full" if full else "ok",
             "kafka_connected": stats.connected,
             "pending": stats.pending,
             "capacity": stats.capacity,
+            "pending_bytes": stats.pending_bytes,
+            "capacity_bytes": stats.capacity_bytes,
             "delivered": stats.delivered,
             "redelivered": stats.redelivered,
             "outcomes": dict(self.outcomes),
@@ -230,23 +241,27 @@ class Collector:
         if declared.isdigit() and int(declared) > limit:
             raise Rejected(Reason.BODY_TOO_LARGE, f"body is larger than {limit} bytes")
         body = bytearray()
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > limit:
-                raise Rejected(Reason.BODY_TOO_LARGE, f"body is larger than {limit} bytes")
+        timeout_s = self.settings.collector.body_timeout_seconds
+        try:
+            async with asyncio.timeout(timeout_s):
+                async for chunk in request.stream():
+                    body += chunk
+                    if len(body) > limit:
+                        raise Rejected(Reason.BODY_TOO_LARGE, f"body is larger than {limit} bytes")
+        except TimeoutError:
+            late = f"body not received within {timeout_s:g} s"
+            raise Rejected(Reason.BODY_TIMEOUT, late) from None
         return bytes(body)
 
     def _context(self, request: Request) -> RequestContext:
-        ip = request.client.host if request.client else ""
-        header = self.settings.collector.client_ip_header
-        if header:
-            forwarded = request.headers.get(header, "").split(",")[0].strip()
-            ip = forwarded or ip
+        peer = request.client.host if request.client else ""
+        client = self.trusted_proxies.client(peer, request.headers.getlist(FORWARDED_FOR))
         return RequestContext(
-            ip=ip,
+            ip=client.ip,
             user_agent=request.headers.get("user-agent", ""),
             headers=request.headers,
             received_micros=now_micros(),
+            via_trusted_proxy=client.via_trusted_proxy,
         )
 
     def _offer(self, events: list[Event]) -> bool:
@@ -260,7 +275,9 @@ class Collector:
         self.outcomes[f"rejected:{rejected.reason}"] += 1
         log.debug("rejected: %s", rejected.reason)  # the code only: details may echo input
         status = _STATUS_FOR_REASON.get(Reason(rejected.reason), 400)
-        return JSONResponse({"reason": rejected.reason, "error": rejected.line()}, status)
+        # A late body's client is too slow to keep: the connection is closed after this.
+        close = {"Connection": "close"} if rejected.reason == Reason.BODY_TIMEOUT else None
+        return JSONResponse({"reason": rejected.reason, "error": rejected.line()}, status, close)
 
     def _unavailable(self) -> Response:
         return JSONResponse(
@@ -292,7 +309,10 @@ def site_origin_pattern(sites: list[str]) -> str:
 
 def create_app(settings: Settings, sink: KafkaSink | None = None) -> Starlette:
     sink = sink or KafkaSink(
-        settings.kafka, settings.collector.buffer_max_events, settings.data_dir / "spill"
+        settings.kafka,
+        settings.collector.buffer_max_events,
+        settings.data_dir / "spill",
+        settings.collector.buffer_max_bytes,
     )
     collector = Collector(settings, sink)
 
@@ -357,17 +377,30 @@ def serve(
     On SIGTERM or SIGINT each worker finishes its requests, then its lifespan flushes its
     buffer to Kafka (or spills it), as the single-process server does.
     """
+    import functools
     import os
 
     import uvicorn
 
+    from pipeline.collector.connections import ConnectionLimits, LimitedHttpProtocol
+
+    limits = settings.collector
+    connection_limits = ConnectionLimits(
+        max_connections=limits.max_connections,
+        max_header_bytes=limits.max_header_bytes,
+        header_timeout_s=limits.header_timeout_seconds,
+    )
     options: dict[str, Any] = {
         "host": host,
         "port": port,
         "access_log": False,  # uvicorn's access log would record client IPs
         "server_header": False,
-        "proxy_headers": False,  # the client address comes only from client_ip_header
+        "proxy_headers": False,  # the client address: pipeline.collector.client_address
         "log_level": "info",
+        # uvicorn calls this per connection as it calls a protocol class; a partial of a
+        # module-level class pickles, so each worker process gets the same limits.
+        "http": functools.partial(LimitedHttpProtocol, limits=connection_limits),
+        "timeout_keep_alive": limits.keep_alive_seconds,
     }
     if workers <= 1:
         uvicorn.run(create_app(settings), **options)

@@ -41,6 +41,9 @@ _GA4_DEVICE_CATEGORIES = frozenset({"desktop", "mobile", "tablet"})
 # Separates derived event ids from every other hash made with a site's key; a new version
 # of the rule gets a new label.
 GA4_EVENT_ID_LABEL = "sessionflow/ga4-event-id/v1"
+# Client and user ids up to this long have their keyed hashes memoised (GA4's client ids
+# are about 20 characters).
+CACHED_ID_LENGTH = 128
 
 
 class Dropped(Exception):
@@ -55,10 +58,12 @@ class Dropped(Exception):
 class RequestContext:
     """What the collector knows about the HTTP request; never forwarded as such."""
 
-    ip: str
+    ip: str  # the client's, as pipeline.collector.client_address finds it
     user_agent: str
     headers: Mapping[str, str]  # lower-case names
     received_micros: int
+    # Came through a trusted proxy: the headers it sets (the country) count.
+    via_trusted_proxy: bool = False
 
 
 Step = Callable[[Hit, RequestContext, Event], None]
@@ -85,8 +90,9 @@ class Ingestor:
             site for site, stream in settings.ga4.items() if stream.api_secret is not None
         )
         # A GA4 batch repeats its client id (and user id) in every event, and a visitor
-        # comes back: the keyed hashes are memoised, bounded (LRU).
-        self._stable_id = lru_cache(maxsize=16_384)(self.site_keys.stable_id)
+        # comes back: the keyed hashes of ids up to 128 characters are memoised, 16,384 of
+        # them, each entry at most about 1 kB: under 17 MB.
+        self._cached_stable_id = lru_cache(maxsize=16_384)(self.site_keys.stable_id)
         # The day's salts, looked up once per second rather than per event.
         self._salts_second = -1
         self._salts_of_second: tuple[bytes, bytes | None] = (b"", None)
@@ -137,13 +143,17 @@ class Ingestor:
 
     def put_measurement_site(self, hit: Hit, request: RequestContext, event: Event) -> None:
         # gtag.js names the site by its GA4 measurement id (`tid`): [ga4."<site>"].
-        site = self.site_for_measurement_id(hit.site_id or "")
+        event["site_id"] = self.measurement_site(hit.site_id or "")
+
+    def measurement_site(self, measurement_id: str) -> str:
+        """The site a gtag.js `tid` names; Rejected when it names none."""
+        site = self.site_for_measurement_id(measurement_id)
         if site is None:
             raise Rejected(
                 Reason.UNKNOWN_SITE,
-                f"measurement id {hit.site_id!r} is not a configured [ga4] measurement_id",
+                f"measurement id {measurement_id!r} is not a configured [ga4] measurement_id",
             )
-        event["site_id"] = site
+        return site
 
     def put_trust(self, hit: Hit, request: RequestContext, event: Event) -> None:
         # How the event arrived, never what the client says (a Hit holds no such field):
@@ -181,7 +191,9 @@ class Ingestor:
         scrub_page_fields(event)
 
     def put_country_from_request(self, hit: Hit, request: RequestContext, event: Event) -> None:
-        event["country"] = self.countries.country(request.headers, request.ip)
+        # The country header is a proxy's word: from anyone else, it is ignored.
+        headers = request.headers if request.via_trusted_proxy else {}
+        event["country"] = self.countries.country(headers, request.ip)
 
     def put_ga4_country(self, hit: Hit, request: RequestContext, event: Event) -> None:
         event["country"] = (hit.country or "").upper() or None
@@ -195,6 +207,11 @@ class Ingestor:
             request.received_micros,
         )
         event["visitor_scope"] = "daily"
+
+    def _stable_id(self, site_id: str, kind: str, value: str) -> str:
+        if len(value) > CACHED_ID_LENGTH:
+            return self.site_keys.stable_id(site_id, kind, value)
+        return self._cached_stable_id(site_id, kind, value)
 
     def put_stable_visitor_id(self, hit: Hit, request: RequestContext, event: Event) -> None:
         assert hit.client_id is not None  # the GA4 dialect requires it

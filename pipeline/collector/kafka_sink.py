@@ -1,8 +1,9 @@
 """A bounded buffer between the collector's request handlers and Kafka.
 
 Handlers never wait for Kafka: `offer()` takes events into memory and returns at once, or
-refuses (the collector answers 503) when `capacity` events are already waiting for a
-broker acknowledgement. One background thread feeds the idempotent producer.
+refuses (the collector answers 503) when `capacity` events, or `capacity_bytes` of them
+(`event_bytes`), are already waiting for a broker acknowledgement. One background thread
+feeds the idempotent producer.
 
 Invariant: every accepted event stays in `_outstanding` until Kafka acknowledges it. So
 nothing is dropped silently:
@@ -20,6 +21,7 @@ import itertools
 import json
 import logging
 import os
+import sys
 import threading
 import time
 from collections import deque
@@ -49,6 +51,17 @@ PRODUCER_OPTIONS: ProducerOptions = {
 }
 
 
+# What the buffer spends on an event besides the event itself: its entries in
+# `_outstanding`, `_sizes` and `_queue`, and its key.
+_ENTRY_BYTES = 200
+
+
+def event_bytes(event: Event) -> int:
+    """An event's memory as the buffer holds it: the dict, its values and the entries.
+    Field names are the code's own strings, shared by every event."""
+    return sys.getsizeof(event) + sum(map(sys.getsizeof, event.values())) + _ENTRY_BYTES
+
+
 @dataclass(frozen=True)
 class SinkStats:
     pending: int
@@ -56,15 +69,26 @@ class SinkStats:
     redelivered: int
     capacity: int
     connected: bool
+    pending_bytes: int = 0
+    capacity_bytes: int = 0
+
+    @property
+    def full(self) -> bool:
+        return self.pending >= self.capacity or self.pending_bytes >= self.capacity_bytes
 
 
 class KafkaSink:
-    def __init__(self, kafka: KafkaSettings, capacity: int, spill_dir: Path) -> None:
+    def __init__(
+        self, kafka: KafkaSettings, capacity: int, spill_dir: Path, capacity_bytes: int
+    ) -> None:
         self.kafka = kafka
         self.capacity = capacity
+        self.capacity_bytes = capacity_bytes
         self.spill_dir = spill_dir
         self._changed = threading.Condition()
         self._outstanding: dict[int, Event] = {}  # accepted, not yet acknowledged
+        self._sizes: dict[int, int] = {}  # event_bytes of each outstanding event
+        self._pending_bytes = 0
         self._queue: deque[int] = deque()  # keys of outstanding events still to send
         self._keys = itertools.count()
         self._delivered = 0
@@ -79,13 +103,20 @@ class KafkaSink:
 
     def offer(self, events: list[Event]) -> bool:
         """Take all of `events`, or none of them when the buffer is full."""
+        sizes = [event_bytes(event) for event in events]
         with self._changed:
-            if self._closing or len(self._outstanding) + len(events) > self.capacity:
+            if (
+                self._closing
+                or len(self._outstanding) + len(events) > self.capacity
+                or self._pending_bytes + sum(sizes) > self.capacity_bytes
+            ):
                 return False
-            for event in events:
+            for event, size in zip(events, sizes, strict=True):
                 key = next(self._keys)
                 self._outstanding[key] = event
+                self._sizes[key] = size
                 self._queue.append(key)
+            self._pending_bytes += sum(sizes)
             if self._idle:  # else the drain thread is busy and will look again
                 self._changed.notify()
             return True
@@ -94,7 +125,7 @@ class KafkaSink:
         with self._changed:
             return SinkStats(
                 len(self._outstanding), self._delivered, self._redelivered, self.capacity,
-                self._producer is not None,
+                self._producer is not None, self._pending_bytes, self.capacity_bytes,
             )  # fmt: skip
 
     def close(self, grace_s: float = 10.0) -> Path | None:
@@ -111,6 +142,8 @@ class KafkaSink:
         with self._changed:
             leftovers = list(self._outstanding.values())
             self._outstanding.clear()
+            self._sizes.clear()
+            self._pending_bytes = 0
             self._queue.clear()
         return self._spill(leftovers) if leftovers else None
 
@@ -162,6 +195,7 @@ class KafkaSink:
     def _acknowledged(self, key: int) -> None:
         with self._changed:
             if self._outstanding.pop(key, None) is not None:
+                self._pending_bytes -= self._sizes.pop(key)
                 self._delivered += 1
             if not self._outstanding:
                 # Only close() waits for this; waking the drain thread per

@@ -51,7 +51,7 @@ import click
 
 from pipeline.config import Settings
 from pipeline.dev.generator import COST_COLUMNS, GeneratedFiles, GeneratorConfig, write_dataset
-from pipeline.dev.traffic import CLIENT_IP_HEADER, COUNTRY_HEADER, Tally, TrafficSender
+from pipeline.dev.traffic import COUNTRY_HEADER, Tally, TrafficSender
 from pipeline.errors import SessionflowError
 from pipeline.kafka.broker import LocalBroker, kafka_version
 from pipeline.kafka.lag import consumer_lag
@@ -240,7 +240,8 @@ def _collector(
     # Behind a proxy that passes the visitor's address and country, as a CDN does.
     env = {
         **os.environ,
-        "SESSIONFLOW_COLLECTOR__CLIENT_IP_HEADER": CLIENT_IP_HEADER,
+        # The traffic sender, on loopback, stands in for that proxy.
+        "SESSIONFLOW_COLLECTOR__TRUSTED_PROXIES": '["127.0.0.1"]',
         "SESSIONFLOW_PRIVACY__COUNTRY_HEADER": COUNTRY_HEADER,
     }
     with log_path.open("wb") as log:

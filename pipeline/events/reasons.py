@@ -38,6 +38,7 @@ class Reason(StrEnum):
     UNKNOWN_SITE = "unknown_site"
     BAD_URL = "bad_url"
     BODY_TOO_LARGE = "body_too_large"
+    BODY_TIMEOUT = "body_timeout"  # not all of the body arrived within its deadline
     UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
     # GA4 Measurement Protocol (collector/ga4.py): Google's limits and reserved names.
     TOO_MANY_PARAMS = "too_many_params"

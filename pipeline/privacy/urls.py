@@ -68,18 +68,33 @@ class ScrubbedUrl:
     click_id_type: str | None = None  # lower-case parameter name, e.g. "gclid"
 
 
-@lru_cache(maxsize=65_536)  # pages and referrers repeat; results are shared, never mutate
+# Pages and referrers repeat: URLs of up to 512 characters are remembered, 8192 of them,
+# each entry at most about 7 kB (2 kB of key, a 2048-character URL, its utm_* values):
+# under 60 MB, about 20 MB for ASCII URLs. Longer ones are scrubbed anew each time.
+CACHED_URL_LENGTH = 512
+
+
 def scrub_url(raw: str | None) -> ScrubbedUrl:
     """Reduce a URL to scheme, host, non-default port, path and utm_* parameters.
 
-    Anything but an absolute http(s) URL gives an empty result (url None).
+    Anything but an absolute http(s) URL gives an empty result (url None). Results are
+    shared: they never mutate.
     """
+    if raw is not None and len(raw) > CACHED_URL_LENGTH:
+        return _scrub_url(raw)
+    return _cached_scrub_url(raw)
+
+
+def _scrub_url(raw: str | None) -> ScrubbedUrl:
     try:
         scrubbed = None if raw is None else _scrub(raw)
     except ValueError:
         # urlsplit: malformed IPv6 host or port; str.encode: lone surrogates, not text.
         scrubbed = None
     return scrubbed or ScrubbedUrl(url=None, host=None)
+
+
+_cached_scrub_url = lru_cache(maxsize=8192)(_scrub_url)
 
 
 def scrub_page_fields(event: Event) -> Event:

@@ -86,15 +86,18 @@ def running_collector(
     bootstrap: str, directory: Path, **settings: str
 ) -> Iterator[RunningCollector]:
     """A collector on topics of its own; `settings` add SESSIONFLOW_ variables."""
+    defaults = {
+        # Tests stand in for a reverse proxy on loopback: the client address comes from
+        # their X-Forwarded-For.
+        "SESSIONFLOW_COLLECTOR__TRUSTED_PROXIES": '["127.0.0.1"]',
+        "SESSIONFLOW_PRIVACY__COUNTRY_HEADER": "CF-IPCountry",
+    }
     env = collector_env(
         bootstrap,
         directory / "data",
         free_port(),
         f"test.{uuid.uuid4().hex[:10]}",
-        # Tests stand in for a reverse proxy: the client address comes from this header.
-        SESSIONFLOW_COLLECTOR__CLIENT_IP_HEADER="X-Forwarded-For",
-        SESSIONFLOW_PRIVACY__COUNTRY_HEADER="CF-IPCountry",
-        **settings,
+        **{**defaults, **settings},
     )
     running = start_collector(env, directory / "collector.log")
     try:

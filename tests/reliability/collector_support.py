@@ -36,8 +36,9 @@ CHROME = (
 PROTOCOLS = ("plainsignal", "plausible", "ga4mp", "gtag")
 MARKER = re.compile(rb"/m/([A-Za-z0-9_-]+)")
 # Settings a collector under these tests needs: the client address from a proxy header
-# (on loopback every peer is 127.0.0.1, and the cookie-free visitor id hashes the address).
-COLLECTOR_SETTINGS = {"SESSIONFLOW_COLLECTOR__CLIENT_IP_HEADER": "X-Forwarded-For"}
+# (on loopback every peer is 127.0.0.1, and the cookie-free visitor id hashes the address):
+# the test stands in for a trusted proxy on loopback.
+COLLECTOR_SETTINGS = {"SESSIONFLOW_COLLECTOR__TRUSTED_PROXIES": '["127.0.0.1"]'}
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ KEYS = [
     "sites", "timezone", "currency", "data_dir", "goals.sign_up", "goal_counting.sign_up",
     "currency_rates.EUR", "kafka.bootstrap_servers", "kafka.partitions", "kafka.local_port",
     "kafka.jar_cache_dir", "sessionization.timeout_minutes", "sessionization.split_at_midnight",
-    "collector.port", "collector.max_body_bytes", "collector.client_ip_header",
+    "collector.port", "collector.max_body_bytes", "collector.trusted_proxies",
     "flows.daily_cron", "flows.lookback_days", "flows.lock_wait_seconds",
     "attribution.direct_sessions", "privacy.salt_dir", "privacy.respect_opt_out",
     "validation.max_future_skew_minutes", 'ga4."shop.example".measurement_id',

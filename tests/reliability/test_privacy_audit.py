@@ -130,7 +130,7 @@ def _send_collector_traffic(run: Run, url: str) -> None:
 
     with httpx.Client(base_url=url, timeout=30.0) as client:
         for index, (ip, agent) in enumerate(zip(_IPS, agents, strict=True)):
-            # A proxy chain: the first entry is the client (collector.client_ip_header).
+            # A proxy chain: the client, then an inner proxy the collector trusts.
             forwarded = ip if index % 2 == 0 else f"{ip}, 10.20.30.40"
             headers = {"User-Agent": agent, "X-Forwarded-For": forwarded, "CF-IPCountry": "DE"}
             # A browser's first-party cookies ride along; the collector reads none.
@@ -355,7 +355,7 @@ def audit_run(kafka_bootstrap: str, tmp_path: Path) -> Run:
     logs.mkdir()
     env = collector_env(
         kafka_bootstrap, tmp_path / "data", free_port(), prefix,
-        SESSIONFLOW_COLLECTOR__CLIENT_IP_HEADER="X-Forwarded-For",
+        SESSIONFLOW_COLLECTOR__TRUSTED_PROXIES='["127.0.0.1", "10.0.0.0/8"]',
         SESSIONFLOW_PRIVACY__COUNTRY_HEADER="CF-IPCountry",
         SESSIONFLOW_CONSUMER__GROUP_ID=f"{prefix}.lake",
         PREFECT_HOME=str(tmp_path / "prefect-home"),

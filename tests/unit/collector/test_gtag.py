@@ -59,7 +59,7 @@ def settings(tmp_path: Path) -> Settings:
 
 def request(user_agent: str = CHROME, **headers: str) -> RequestContext:
     merged = {"user-agent": user_agent, **{k.lower(): v for k, v in headers.items()}}
-    return RequestContext("198.51.100.9", user_agent, merged, NOW)
+    return RequestContext("198.51.100.9", user_agent, merged, NOW, via_trusted_proxy=True)
 
 
 def only_hit(outcomes: list[Hit | Rejected]) -> Hit:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -30,8 +31,9 @@ def settings(tmp_path: Path) -> Settings:
 
 
 def request(**headers: str) -> RequestContext:
+    """A request through a trusted proxy (its headers count)."""
     merged = {"user-agent": CHROME, **{k.lower(): v for k, v in headers.items()}}
-    return RequestContext("198.51.100.9", merged["user-agent"], merged, NOW)
+    return RequestContext("198.51.100.9", merged["user-agent"], merged, NOW, True)
 
 
 def plainsignal(body: dict[str, object]) -> Hit:
@@ -55,6 +57,9 @@ def test_country_only_from_the_trusted_header(settings: Settings) -> None:
     assert ingest(hit, request(**{"CF-IPCountry": "fr"}))["country"] == "FR"
     assert "country" not in ingest(hit, request(**{"CF-IPCountry": "T1"}))  # Tor: unknown
     assert "country" not in ingest(hit, request())
+    # Not through a trusted proxy: anyone could have written the header.
+    direct = replace(request(**{"CF-IPCountry": "fr"}), via_trusted_proxy=False)
+    assert "country" not in ingest(hit, direct)
 
 
 def test_opt_out_signals_drop_when_configured(settings: Settings) -> None:
