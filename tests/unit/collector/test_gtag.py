@@ -232,7 +232,15 @@ def test_the_canonical_event_keeps_no_raw_id_title_or_user_agent(settings: Setti
     hit = only_hit(parse_gtag(query(en="page_view", uid=USER_ID, _et="1200"), b""))
     event = ingestor.to_canonical(hit, request(**{"CF-IPCountry": "de"}))
     text = json.dumps(event)
-    raw = (CLIENT_ID, USER_ID, "1731000000", "Shop | Home page", "198.51.100.9", "Windows NT", "abc")
+    raw = (
+        CLIENT_ID,
+        USER_ID,
+        "1731000000",
+        "Shop | Home page",
+        "198.51.100.9",
+        "Windows NT",
+        "abc",
+    )
     for secret in raw:
         assert secret not in text
     assert event["site_id"] == "shop.example"
