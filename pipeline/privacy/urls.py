@@ -170,7 +170,7 @@ def _clean_path(path: str) -> str:
     decoded = unquote(path)
     start = user_agent_start(decoded)
     if start is not None:
-        return quote(decoded[:start], safe=_PATH_SAFE + "/") + "[user-agent]"
+        return _clean_path(quote(decoded[:start], safe=_PATH_SAFE + "/")) + "[user-agent]"
     return "/".join(_clean_path_segment(segment) for segment in path.split("/"))
 
 

@@ -33,6 +33,7 @@ import secrets
 import sys
 import time
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -471,7 +472,8 @@ def _produce_and_import(run: Run, work: Path) -> None:
     redacted = _canonical(49, emails[0], **pd.free_text())
     produced = work / "produce.jsonl"
     rows = [_canonical(i, emails[0]) for i in range(3)]
-    bad = _canonical(9, emails[0], currency=emails[1])  # a rejected line
+    # A rejected line, whose unknown field's name is an address: the reject line names it.
+    bad = _canonical(9, emails[0], currency=emails[1], **{f"a.{pd.email}": 1})
     lines = [*rows, bad, *refused, redacted]
     produced.write_text("\n".join(json.dumps(row) for row in lines) + "\n")
     result = run_cli(run.env, "--verbose", "produce", "--file", str(produced))
@@ -545,7 +547,7 @@ def _produce_and_import(run: Run, work: Path) -> None:
     # number as the visitor id, a raw GA client id as the user id, and the rest.
     imported = work / "import.jsonl"
     rows = [_canonical(20 + i, emails[0]) for i in range(3)]
-    bad = _canonical(29, emails[0], currency=emails[2], client_ip=_IPS[3])
+    bad = _canonical(29, emails[0], currency=emails[2], client_ip=_IPS[3], **{f"a.{pd.email}": 1})
     lines = [*rows, bad, *refused, redacted]
     imported.write_text("\n".join(json.dumps(row) for row in lines) + "\n")
     result = run_cli(run.env, "--verbose", "import", str(imported))
@@ -762,6 +764,8 @@ def test_no_identifier_survives_a_full_run(
         f"raw message where it was sent); s since start: {', '.join(laps)}",
         file=sys.stderr,
     )
+    by_place = Counter((kind, where.split(":", 1)[0]) for kind, _, where in hits)
+    print(f"hits by kind and place: {dict(sorted(by_place.items()))}", file=sys.stderr)
     wrong = [f"{label}: got {got}, want {want}" for label, got, want in run.answers if got != want]
     print(f"personal data: {len(run.answers)} answers checked, {len(wrong)} wrong", file=sys.stderr)
     leaks = "\n".join(f"{kind} {value!r} in {where}" for kind, value, where in hits[:40])

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from urllib.parse import quote
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -20,6 +21,7 @@ from pipeline.events.personal_data import (
 )
 from pipeline.lake.store import RejectedPayload
 from pipeline.privacy.redaction import WITHHELD, redact_payload
+from pipeline.privacy.urls import scrub_url
 
 PERSONAL = {
     "alice@example.com": "email",
@@ -139,3 +141,10 @@ def test_the_stored_rejection_is_redacted() -> None:
     stored = RejectedPayload("unknown_field", "field 'x@example.org'", payload, "line 1").redacted()
     assert "example" not in json.dumps(stored)
     assert json.loads(stored["payload"]) == {"visitor_id": WITHHELD, "[email]": WITHHELD}
+
+
+def test_a_user_agent_across_path_segments_is_cut_and_the_rest_redacted() -> None:
+    agent = quote("Mozilla/5.0 (X11; Linux x86_64) Firefox/133.0", safe="/();")
+    url = scrub_url(f"https://ref.example/from/2001:db8::5/a%40b.example/{agent}").url
+    assert url == "https://ref.example/from/[ip]/[email]/[user-agent]"
+    assert scrub_url(url).url == url
