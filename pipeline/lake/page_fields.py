@@ -14,7 +14,6 @@ from collections.abc import Callable
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.events.personal_data import redact_personal_data
 from pipeline.events.validation import field_rules
 from pipeline.privacy.urls import UTM_KEYS, scrub_url
 
@@ -48,15 +47,11 @@ def scrub_page_columns(events: pa.Table) -> tuple[pa.Table, pa.Array]:
         from_page = per_page[key]
         taken = pc.and_(_absent(events[key]), pc.is_valid(from_page))
         if not pc.any(taken).as_py():
-            columns[key] = _map_distinct(events[key], redact_personal_data)
             continue
         # A value taken from the URL is checked as validation checks fields: too_long.
         too_long = pc.greater(pc.utf8_length(from_page), rules[key].max_length or 2**31)
         decided = pc.and_(decided, pc.invert(pc.fill_null(pc.and_(taken, too_long), False)))
-        # Explicit campaign fields are free text: an address typed there is redacted.
-        columns[key] = _map_distinct(
-            pc.if_else(taken, from_page, events[key]), redact_personal_data
-        )
+        columns[key] = pc.if_else(taken, from_page, events[key])
     click = per_page["click_id_type"]
     take_click = pc.and_(_absent(events["click_id_type"]), pc.is_valid(click))
     columns["click_id_type"] = pc.if_else(take_click, click, events["click_id_type"])

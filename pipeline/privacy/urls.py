@@ -95,7 +95,9 @@ def scrub_page_fields(event: Event) -> Event:
     kept, it would keep whatever it holds; dropped, the page would be lost unseen. A
     referrer that is not one is dropped, as a field scrubbed to nothing is. The utm_*
     values taken from page_url are checked as validation checks fields (one may be too
-    long), so a valid event stays valid. Personal data in any utm_* field is redacted.
+    long), so a valid event stays valid. Personal data in explicit utm_* fields is
+    validation's to redact (pipeline.events.validation.redact_free_text), as in any free
+    text; in the URL's own utm_* values, scrub_url redacts it.
     Idempotent: a second pass changes nothing.
     """
     raw_url = event.get("page_url")
@@ -107,11 +109,6 @@ def scrub_page_fields(event: Event) -> Event:
     taken = {key: value for key, value in page.utm.items() if not event.get(key)}
     if taken:
         event.update(check_field_types(taken))
-    # Explicit campaign fields are free text too: an address typed there is redacted.
-    for key in UTM_KEYS:
-        value = event.get(key)
-        if isinstance(value, str):
-            event[key] = redact_personal_data(value)
     if page.click_id_type is not None and not event.get("click_id_type"):
         event["click_id_type"] = page.click_id_type
     return event
