@@ -102,6 +102,12 @@ def _ga_client_id() -> str:
     return f"{secrets.randbelow(9 * 10**9) + 10**9}.{secrets.randbelow(10**9) + 2 * 10**9}"
 
 
+def _ga_session_id() -> str:
+    # GA4's ga_session_id is the session's start in epoch seconds; random here, and far
+    # from today's, so that its 10 digits match nothing else by chance.
+    return str(secrets.randbelow(10**9) + 3 * 10**9)
+
+
 def _now_micros() -> int:
     return time.time_ns() // 1000
 
@@ -168,7 +174,9 @@ def _send_collector_traffic(run: Run, url: str) -> None:
             # 3. GA4 Measurement Protocol: raw client id and user id (an e-mail for one
             # visitor), personal user properties and params, URLs with e-mails.
             client_id, user_id = _ga_client_id(), f"user-{tok}-{index}"
+            session_id = _ga_session_id()
             sent.add("client_id", client_id)
+            sent.add("session_id", session_id)
             sent.add("user_id", user_id)
             stamp = _now_micros() - 60_000_000
             ga4 = {
@@ -182,10 +190,10 @@ def _send_collector_traffic(run: Run, url: str) -> None:
                 "events": [
                     {"name": "page_view", "params": {
                         "page_location": page, "page_referrer": referrer,
-                        "session_id": str(1700000000 + index), "engagement_time_msec": 1200,
+                        "session_id": session_id, "engagement_time_msec": 1200,
                         "customer_email": email_param, "campaign": f"promo-{email_utm}"}},
                     {"name": "purchase", "params": {
-                        "page_location": page, "session_id": str(1700000000 + index),
+                        "page_location": page, "session_id": session_id,
                         "transaction_id": f"T-{uuid.uuid4().hex[:8]}", "value": 42.5,
                         "currency": "USD", "customer_email": email_param}},
                 ],
@@ -207,10 +215,11 @@ def _send_collector_traffic(run: Run, url: str) -> None:
 
             # 5. gtag.js: cid/uid in the query, the _ga cookie beside them, a GET beacon
             # and a POST of two event lines.
-            cid, uid = _ga_client_id(), f"uid-{tok}-{index}"
+            cid, uid, sid = _ga_client_id(), f"uid-{tok}-{index}", _ga_session_id()
             sent.add("client_id", cid, f"GA1.1.{cid}")
+            sent.add("session_id", sid)
             sent.add("user_id", uid)
-            shared = {"v": "2", "tid": SITE, "cid": cid, "uid": uid, "sid": str(1700000100 + index),
+            shared = {"v": "2", "tid": SITE, "cid": cid, "uid": uid, "sid": sid,
                       "dl": page, "dr": referrer, "ul": "de-de"}  # fmt: skip
             gtag_headers = {**headers, "Cookie": f"_ga=GA1.1.{cid}; _ga_X=GS1.1.{cid}"}
             event = {**shared, "en": "page_view", "ep.customer_email": email_param, "_et": "900"}
