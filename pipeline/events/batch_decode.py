@@ -189,20 +189,27 @@ def _passes_checks(table: pa.Table, now_micros: int, window: TimestampWindow) ->
     )
     currency_ok = _null_or_in(table["currency"], currency_codes())
     country_ok = _null_or_in(table["country"], country_codes())
+    # One regex pass over each row's fields joined (cheaper than one per column): "|" is
+    # no control character, and "\n" ends every run the personal-data pattern looks for.
     text_ok = [
-        pc.invert(pc.match_substring_regex(table[name], CONTROL_CHARACTER))
-        for name in _text_fields()
-    ] + [
-        pc.invert(pc.match_substring_regex(table[name], MAYBE_PERSONAL))
-        for name in _MAYBE_PERSONAL_FIELDS
+        pc.invert(pc.match_substring_regex(_joined(table, _text_fields(), "|"), CONTROL_CHARACTER)),
+        pc.invert(
+            pc.match_substring_regex(_joined(table, _MAYBE_PERSONAL_FIELDS, "\n"), MAYBE_PERSONAL)
+        ),
     ]
     checks = [in_window, finite, amount_ok, currency_ok, country_ok]
     ok = pc.fill_null(checks[0], False)
     for check in checks[1:]:
         ok = pc.and_(ok, pc.fill_null(check, False))
-    for one_ok in text_ok:  # a null field (no user_id) is fine
-        ok = pc.and_(ok, pc.fill_null(one_ok, True))
+    for one_ok in text_ok:
+        ok = pc.and_(ok, one_ok)
     return ok.combine_chunks() if isinstance(ok, pa.ChunkedArray) else ok
+
+
+def _joined(table: pa.Table, names: Sequence[str], separator: str) -> pa.ChunkedArray:
+    """Each row's `names` fields in one string (a null field as an empty one)."""
+    options = pc.JoinOptions(null_handling="replace", null_replacement="")
+    return pc.binary_join_element_wise(*[table[name] for name in names], separator, options=options)
 
 
 @cache
