@@ -5,8 +5,8 @@ it with a named reason. `Rejected` is bad input (the client gets a 4xx with the 
 `Dropped` is good input we deliberately do not keep (bots, opted-out browsers).
 
 Privacy happens here, before anything leaves the collector: the IP and user agent are
-only inputs to the visitor hash and device detection; client and user ids are replaced by
-keyed hashes; URLs are scrubbed. The canonical event that comes out holds none of them.
+only inputs to the visitor hash and device detection; client, user and session ids are
+replaced by keyed hashes; URLs are scrubbed. The canonical event that comes out holds none of them.
 
 Event ids: an explicit one is kept. GA4 MP has none, so a client's retry would count every
 event twice; where the client dates the event (`timestamp_micros`, the event's or the
@@ -107,15 +107,16 @@ class Ingestor:
             "ga4": (
                 self.put_site, self.put_trust, self.drop_opted_out, self.put_ga4_device,
                 self.put_page, self.put_ga4_country, self.put_stable_visitor_id,
-                self.put_user_id, self.put_ga4_event_id, self.put_event_fields,
+                self.put_user_id, self.put_session_id, self.put_ga4_event_id,
+                self.put_event_fields,
             ),
             # gtag.js (/g/collect) runs in the visitor's browser: its user agent and address
             # describe the visitor, as for PlainSignal; its ids are GA4's, hashed alike.
             "gtag": (
                 self.put_measurement_site, self.put_trust, self.drop_bots, self.drop_opted_out,
                 self.put_user_agent_info, self.put_page, self.put_country_from_request,
-                self.put_stable_visitor_id, self.put_user_id, self.put_event_id,
-                self.put_event_fields,
+                self.put_stable_visitor_id, self.put_user_id, self.put_session_id,
+                self.put_event_id, self.put_event_fields,
             ),
         }  # fmt: skip
 
@@ -222,6 +223,13 @@ class Ingestor:
         if hit.user_id is not None:
             event["user_id"] = self._stable_id(event["site_id"], "user", hit.user_id)
 
+    def put_session_id(self, hit: Hit, request: RequestContext, event: Event) -> None:
+        # GA4's session id is the session's start in epoch seconds: with the client id it
+        # would date and link a visit. Hashed with the site's key, the same client session
+        # still gives the same id, so sessions group exactly as they did on the raw value.
+        if hit.session_id is not None:
+            event["session_id"] = self._stable_id(event["site_id"], "session", hit.session_id)
+
     def put_event_id(self, hit: Hit, request: RequestContext, event: Event) -> None:
         event["event_id"] = hit.event_id or random_event_id()
 
@@ -254,7 +262,6 @@ class Ingestor:
     def put_event_fields(self, hit: Hit, request: RequestContext, event: Event) -> None:
         event["event_name"] = hit.event_name
         event["event_ts"] = hit.event_ts if hit.event_ts is not None else request.received_micros
-        event["session_id"] = hit.session_id
         event["value"] = hit.value
         event["currency"] = hit.currency
         event["transaction_id"] = hit.transaction_id

@@ -17,7 +17,7 @@ pipeline.collector.enrichment (the "gtag" steps). What is read, and what is not 
 | `tid` | `site_id` | the site whose `[ga4."site"] measurement_id` it is (or the site id itself) |
 | `cid` | `visitor_id` | keyed hash, as the Measurement Protocol's `client_id`; required |
 | `uid` | `user_id` | keyed hash |
-| `sid` | `session_id` | |
+| `sid` | `session_id` | keyed hash, as `params.session_id` on the Measurement Protocol |
 | `en` | `event_name` | GA4's rule for names; `user_engagement` is an engagement signal |
 | `_et` | `engagement_time_ms` | whole milliseconds |
 | `dl`, `dr` | `page_url`, `page_referrer` | scrubbed; campaign from `dl`; `ir=1` drops `dr` |

@@ -33,14 +33,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline.events.codes import country_codes, currency_codes
+from pipeline.events.personal_data import CONTROL_CHARACTER, MAYBE_PERSONAL
 from pipeline.events.schema import canonical_arrow_schema
 from pipeline.events.site_rules import ANONYMOUS, SiteRules, default_site_rules
 from pipeline.events.timestamps import MICROS, MIN_EVENT_MICROS, TimestampWindow
 from pipeline.events.validation import (
     AMOUNT_EVENTS,
     EXACT_FLOAT_LIMIT,
+    FREE_TEXT_FIELDS,
+    IDENTIFIER_FIELDS,
     INT64_LIMIT,
-    PSEUDONYMOUS_ID_FIELDS,
     field_rules,
 )
 
@@ -52,10 +54,10 @@ _CANONICAL_TS = (
     r"(\.\d{1,6})?Z$"
 )
 _SECONDS_FORMAT = "%Y-%m-%dT%H:%M:%S"
-# Any character beyond letters, digits, "-" and "_" (hex hashes and UUIDs have none; an
-# e-mail's "@" or "%40", an IP's dots or colons, whitespace around either do): the
-# per-event path decides those.
-_MAYBE_PERSONAL_ID = r"[^A-Za-z0-9_-]"
+# Text the per-event path would change or refuse: a control character (stripped), or
+# what might be personal data in an id or free text (refused or redacted). Hashed ids and
+# most names match neither, so the fast path keeps the common case.
+_MAYBE_PERSONAL_FIELDS = IDENTIFIER_FIELDS + FREE_TEXT_FIELDS
 
 
 @dataclass(frozen=True)
@@ -197,11 +199,13 @@ def _passes_checks(
     )
     currency_ok = _null_or_in(table["currency"], currency_codes())
     country_ok = _null_or_in(table["country"], country_codes())
-    # Ids that might be an e-mail or IP address (check_pseudonymous_ids): the per-event
-    # path decides. Hashed ids (hex) never match, so the fast path keeps the common case.
-    ids_ok = [
-        pc.invert(pc.match_substring_regex(table[name], _MAYBE_PERSONAL_ID))
-        for name in PSEUDONYMOUS_ID_FIELDS
+    # One regex pass over each row's fields joined (cheaper than one per column): "|" is
+    # no control character, and "\n" ends every run the personal-data pattern looks for.
+    text_ok = [
+        pc.invert(pc.match_substring_regex(_joined(table, _text_fields(), "|"), CONTROL_CHARACTER)),
+        pc.invert(
+            pc.match_substring_regex(_joined(table, _MAYBE_PERSONAL_FIELDS, "\n"), MAYBE_PERSONAL)
+        ),
     ]
     # The site rules (check_anonymous_amounts, check_value_bound): a value beyond the
     # smallest bound of any site and currency, or an anonymous purchase or refund for a
@@ -223,9 +227,23 @@ def _passes_checks(
     ok = pc.fill_null(checks[0], False)
     for check in checks[1:]:
         ok = pc.and_(ok, pc.fill_null(check, False))
-    for id_ok in ids_ok:  # a null id (no user_id) is fine
-        ok = pc.and_(ok, pc.fill_null(id_ok, True))
+    for one_ok in text_ok:
+        ok = pc.and_(ok, one_ok)
     return ok.combine_chunks() if isinstance(ok, pa.ChunkedArray) else ok
+
+
+def _joined(table: pa.Table, names: Sequence[str], separator: str) -> pa.ChunkedArray:
+    """Each row's `names` fields in one string (a null field as an empty one)."""
+    options = pc.JoinOptions(null_handling="replace", null_replacement="")
+    return pc.binary_join_element_wise(*[table[name] for name in names], separator, options=options)
+
+
+@cache
+def _text_fields() -> tuple[str, ...]:
+    """The free-form string columns (an enum's values are checked by the decoder)."""
+    return tuple(
+        name for name, rule in field_rules().items() if rule.kind == "string" and rule.enum is None
+    )
 
 
 def _null_or_in(column: pa.ChunkedArray, allowed: frozenset[str] | set[str]) -> pa.Array:

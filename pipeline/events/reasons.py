@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from pipeline.events.personal_data import redact_personal_data, strip_control_characters
+
 # How many rejections a command lists one by one; the rest are counted.
 MAX_LISTED_REJECTS = 20
 
@@ -27,7 +29,8 @@ class Reason(StrEnum):
     NEGATIVE_AMOUNT = "negative_amount"
     NUMBER_TOO_LARGE = "number_too_large"  # beyond the schema's maximum
     BAD_TEXT = "bad_text"
-    NOT_PSEUDONYMOUS = "not_pseudonymous"  # a visitor or user id that is an e-mail or IP
+    # An id or event name holding an e-mail, IP, phone number, GA client id or user agent.
+    NOT_PSEUDONYMOUS = "not_pseudonymous"
     VALUE_TOO_LARGE = "value_too_large"  # beyond the site's max_event_value
     ANONYMOUS_PURCHASE = "anonymous_purchase"  # the site has anonymous_purchases = false
     # Request and dialect level (collector).
@@ -51,9 +54,14 @@ class Reason(StrEnum):
 
 
 class Rejected(Exception):
-    """A payload that cannot become a canonical event; `reason` is a stable code."""
+    """A payload that cannot become a canonical event; `reason` is a stable code.
+
+    The detail may quote the input, and goes to HTTP answers, logs, the dead-letter topic
+    and `lake/rejected/`: personal data in it is redacted and control characters
+    stripped here, once, for all of them."""
 
     def __init__(self, reason: str, detail: str) -> None:
+        detail = redact_personal_data(strip_control_characters(detail))
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
         self.detail = detail

@@ -17,7 +17,12 @@ from functools import cache
 from typing import Any
 
 from pipeline.events.codes import country_codes, currency_codes
-from pipeline.events.personal_data import contains_email, is_ip_address
+from pipeline.events.personal_data import (
+    DESCRIPTIONS,
+    personal_data_in,
+    redact_personal_data,
+    strip_control_characters,
+)
 from pipeline.events.reasons import Reason, Rejected
 from pipeline.events.schema import load_schema
 from pipeline.events.site_rules import ANONYMOUS, SiteRules, default_site_rules
@@ -99,6 +104,17 @@ def require_fields(event: Event) -> Event:
     for name, rule in _field_rules().items():
         if rule.required and name not in event:
             raise Rejected(Reason.MISSING_FIELD, f"{name} is required")
+    return event
+
+
+def strip_controls(event: Event) -> Event:
+    """Control and invisible format characters (pipeline.events.personal_data) removed
+    from every text field: nothing downstream stores them, and they cannot hide personal
+    data from the checks below or reach an operator's terminal."""
+    rules = _field_rules()
+    for name, value in event.items():
+        if isinstance(value, str) and rules[name].kind == "string":
+            event[name] = strip_control_characters(value)
     return event
 
 
@@ -202,23 +218,40 @@ def normalise_event_ts(
     return event
 
 
-# Ids that must arrive pseudonymous (the collector hashes its own; back ends producing
-# straight to Kafka or importing files must too). An e-mail address or an IP address sent
-# as one would be stored as it is and link a person across days.
-PSEUDONYMOUS_ID_FIELDS = ("visitor_id", "user_id")
+# Ids and names that must hold no personal data (the collector hashes its own client and
+# session ids; back ends producing straight to Kafka or importing files must send keyed
+# hashes too). An e-mail address, IP address, phone number, GA client id or user agent
+# sent as one would be stored as it is and link a person across days: refused.
+IDENTIFIER_FIELDS = (
+    "visitor_id", "user_id", "session_id", "event_id", "transaction_id", "event_name",
+)  # fmt: skip
+# Free text: personal data in it is redacted to a placeholder ("[email]"), the rest kept.
+# Page URLs and referrers are free text too; pipeline.privacy.urls redacts them.
+FREE_TEXT_FIELDS = (
+    "utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content",
+    "click_id_type", "browser", "os",
+)  # fmt: skip
 
 
 def check_pseudonymous_ids(event: Event) -> Event:
-    for name in PSEUDONYMOUS_ID_FIELDS:
+    for name in IDENTIFIER_FIELDS:
         value = event.get(name)
         if value is None:
             continue
-        if contains_email(value):
+        kind = personal_data_in(value)
+        if kind is not None:
             raise Rejected(
-                Reason.NOT_PSEUDONYMOUS, f"{name} holds an e-mail address: send a keyed hash"
+                Reason.NOT_PSEUDONYMOUS,
+                f"{name} holds {DESCRIPTIONS[kind]}: send a keyed hash, never personal data",
             )
-        if is_ip_address(value):
-            raise Rejected(Reason.NOT_PSEUDONYMOUS, f"{name} is an IP address: send a keyed hash")
+    return event
+
+
+def redact_free_text(event: Event) -> Event:
+    for name in FREE_TEXT_FIELDS:
+        value = event.get(name)
+        if value is not None:
+            event[name] = redact_personal_data(value)
     return event
 
 
@@ -226,8 +259,10 @@ _STEPS: tuple[Callable[[Event], Event], ...] = (
     drop_nulls,
     reject_unknown_fields,
     require_fields,
+    strip_controls,
     check_field_types,
     check_pseudonymous_ids,
+    redact_free_text,
     check_amounts,
     check_codes,
 )

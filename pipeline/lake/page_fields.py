@@ -14,9 +14,7 @@ from collections.abc import Callable
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.events.personal_data import contains_email
 from pipeline.events.validation import field_rules
-from pipeline.privacy.redaction import redact_emails
 from pipeline.privacy.urls import UTM_KEYS, scrub_url
 
 
@@ -49,13 +47,11 @@ def scrub_page_columns(events: pa.Table) -> tuple[pa.Table, pa.Array]:
         from_page = per_page[key]
         taken = pc.and_(_absent(events[key]), pc.is_valid(from_page))
         if not pc.any(taken).as_py():
-            columns[key] = _map_distinct(events[key], _without_emails)
             continue
         # A value taken from the URL is checked as validation checks fields: too_long.
         too_long = pc.greater(pc.utf8_length(from_page), rules[key].max_length or 2**31)
         decided = pc.and_(decided, pc.invert(pc.fill_null(pc.and_(taken, too_long), False)))
-        # Explicit campaign fields are free text: an address typed there is redacted.
-        columns[key] = _map_distinct(pc.if_else(taken, from_page, events[key]), _without_emails)
+        columns[key] = pc.if_else(taken, from_page, events[key])
     click = per_page["click_id_type"]
     take_click = pc.and_(_absent(events["click_id_type"]), pc.is_valid(click))
     columns["click_id_type"] = pc.if_else(take_click, click, events["click_id_type"])
@@ -70,10 +66,6 @@ def scrub_page_columns(events: pa.Table) -> tuple[pa.Table, pa.Array]:
 def _absent(column: pa.Array | pa.ChunkedArray) -> pa.Array:
     """Missing or empty: where the per-event rule lets the page URL fill the field in."""
     return pc.fill_null(pc.or_kleene(pc.is_null(column), pc.equal(column, "")), True)
-
-
-def _without_emails(value: str) -> str:
-    return redact_emails(value) if contains_email(value) else value
 
 
 def _map_distinct(

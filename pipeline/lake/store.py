@@ -20,12 +20,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from pipeline.events.personal_data import redact_personal_data
 from pipeline.events.schema import canonical_arrow_schema, lake_arrow_schema
 from pipeline.events.site_rules import AUTHENTICATED
 from pipeline.events.timestamps import parse_event_ts
 from pipeline.lake.files import write_atomically
 from pipeline.lake.paths import LakeLayout
-from pipeline.privacy.redaction import redact_identifiers
+from pipeline.privacy.redaction import redact_payload
 from pipeline.sessions.attribution import attribute
 from pipeline.sessions.sessionizer import SessionRules
 
@@ -34,7 +35,7 @@ REJECTED_SCHEMA = pa.schema(
     [
         pa.field("reason", pa.string(), nullable=False),
         pa.field("detail", pa.string(), nullable=False),
-        pa.field("payload", pa.string(), nullable=False),  # identifiers redacted
+        pa.field("payload", pa.string(), nullable=False),  # field names, redacted values
         pa.field("source", pa.string(), nullable=False),  # topic/partition/offset or file:line
         pa.field("rejected_at", pa.timestamp("us", tz="UTC"), nullable=False),
     ]
@@ -49,11 +50,13 @@ class RejectedPayload:
     source: str  # topic/partition/offset, or file:line
 
     def redacted(self) -> dict[str, str]:
-        """The record kept for diagnosis (lake/rejected/, the DLQ): no e-mails, no IPs."""
+        """The record kept for diagnosis (lake/rejected/, the DLQ): the reason, the detail
+        and the payload's field names with redacted values (pipeline.privacy.redaction),
+        never the raw payload."""
         return {
             "reason": self.reason,
-            "detail": _valid_text(redact_identifiers(self.detail)),
-            "payload": _valid_text(redact_identifiers(self.payload)),
+            "detail": _valid_text(redact_personal_data(self.detail)),
+            "payload": _valid_text(redact_payload(self.payload)),
             "source": self.source,
         }
 

@@ -2,7 +2,8 @@
 
 Only absolute http(s) URLs survive. Userinfo, a default port, the fragment and every
 query parameter except ``utm_*`` are dropped; an ad click id is kept as its type, never
-its value; anything that looks like an e-mail address is redacted.
+its value; personal data in the path or a utm_* value (an e-mail or IP address, a phone
+number, a GA client id, user-agent text: pipeline.events.personal_data) is redacted.
 
 `scrub_page_fields` is the one rule for an event's page fields: the collector applies it
 to every hit (pipeline.collector.enrichment), and the consumer and `import` apply it
@@ -18,10 +19,13 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
-from pipeline.events.personal_data import contains_email
+from pipeline.events.personal_data import (
+    personal_data_in,
+    redact_personal_data,
+    user_agent_start,
+)
 from pipeline.events.reasons import Reason, Rejected
 from pipeline.events.validation import Event, check_field_types
-from pipeline.privacy.redaction import redact_emails
 
 # Parameters that ad platforms append to a landing URL to identify one ad click.
 # Lower-case; names are matched case-insensitively. Left out on purpose: gclsrc only
@@ -106,7 +110,9 @@ def scrub_page_fields(event: Event) -> Event:
     kept, it would keep whatever it holds; dropped, the page would be lost unseen. A
     referrer that is not one is dropped, as a field scrubbed to nothing is. The utm_*
     values taken from page_url are checked as validation checks fields (one may be too
-    long), so a valid event stays valid. E-mail addresses in any utm_* field are redacted.
+    long), so a valid event stays valid. Personal data in explicit utm_* fields is
+    validation's to redact (pipeline.events.validation.redact_free_text), as in any free
+    text; in the URL's own utm_* values, scrub_url redacts it.
     Idempotent: a second pass changes nothing.
     """
     raw_url = event.get("page_url")
@@ -118,11 +124,6 @@ def scrub_page_fields(event: Event) -> Event:
     taken = {key: value for key, value in page.utm.items() if not event.get(key)}
     if taken:
         event.update(check_field_types(taken))
-    # Explicit campaign fields are free text too: an address typed there is redacted.
-    for key in UTM_KEYS:
-        value = event.get(key)
-        if isinstance(value, str) and contains_email(value):
-            event[key] = redact_emails(value)
     if page.click_id_type is not None and not event.get("click_id_type"):
         event["click_id_type"] = page.click_id_type
     return event
@@ -151,11 +152,11 @@ def _scrub(raw: str) -> ScrubbedUrl | None:
     if parts.port is not None and parts.port != _DEFAULT_PORTS[parts.scheme]:
         netloc += f":{parts.port}"
     base = f"{parts.scheme}://{netloc}"
-    path = "/".join(_clean_path_segment(segment) for segment in (parts.path or "/").split("/"))
+    path = _clean_path(parts.path or "/")
 
     params = parse_qsl(parts.query, keep_blank_values=True)
     # Redact before filtering: an address can swallow the "utm_" of a name.
-    redacted = ((redact_emails(name), redact_emails(value)) for name, value in params)
+    redacted = ((redact_personal_data(n), redact_personal_data(v)) for n, v in params)
     utm_params = [(name, value) for name, value in redacted if name.lower().startswith("utm_")]
     url = _join(base, path, utm_params)
     # Over the limit: drop whole utm parameters from the end, then cut the path, so
@@ -176,10 +177,19 @@ def _join(base: str, path: str, params: list[tuple[str, str]]) -> str:
     return f"{base}{path}?{query}" if query else f"{base}{path}"
 
 
+def _clean_path(path: str) -> str:
+    # A user agent holds "/", so it spans segments: the path is cut where one starts.
+    decoded = unquote(path)
+    start = user_agent_start(decoded)
+    if start is not None:
+        return _clean_path(quote(decoded[:start], safe=_PATH_SAFE + "/")) + "[user-agent]"
+    return "/".join(_clean_path_segment(segment) for segment in path.split("/"))
+
+
 def _clean_path_segment(segment: str) -> str:
     decoded = unquote(segment)
-    if contains_email(decoded):
-        return quote(redact_emails(decoded), safe=_PATH_SAFE)
+    if personal_data_in(decoded) is not None:
+        return quote(redact_personal_data(decoded), safe=_PATH_SAFE)
     # Existing escapes ("%" kept as is) stay untouched; only raw unsafe characters
     # are encoded, as a browser would.
     return quote(segment, safe=_PATH_SAFE + "%")

@@ -103,11 +103,13 @@ def test_ga4mp_page_views_purchase_batches_and_validation(ga4_collector: Running
         "page_view": 2, "purchase": 1, "list_scrolled": 30,
     }  # fmt: skip
 
+    # One client session, one id: a keyed hash of ga4mp's session_id, never the raw value.
     session_id = str(ga.store.get_session_parameter("session_id"))
+    (stored_session,) = {event["session_id"] for event in events}
+    assert len(stored_session) == 32 and stored_session != session_id
     for event in events:
         assert event["site_id"] == "shop.example"
         assert event["visitor_scope"] == "client"
-        assert event["session_id"] == session_id
         assert isinstance(event["engagement_time_ms"], int) and event["engagement_time_ms"] >= 0
     assert len({e["visitor_id"] for e in events}) == 1
     assert len({e["user_id"] for e in events}) == 1

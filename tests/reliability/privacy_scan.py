@@ -25,7 +25,7 @@ from kafka.record import MemoryRecords
 
 @dataclass(frozen=True)
 class Needle:
-    kind: str  # "ip", "user_agent", "client_id", "user_id", "email", "marker"
+    kind: str  # "ip", "user_agent", "client_id", "session_id", "email", "phone", ...
     value: str  # the value as sent (for the report)
     spelling: bytes  # what is searched for, lower-case
 

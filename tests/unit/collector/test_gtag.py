@@ -232,7 +232,16 @@ def test_the_canonical_event_keeps_no_raw_id_title_or_user_agent(settings: Setti
     hit = only_hit(parse_gtag(query(en="page_view", uid=USER_ID, _et="1200"), b""))
     event = ingestor.to_canonical(hit, request(**{"CF-IPCountry": "de"}))
     text = json.dumps(event)
-    for secret in (CLIENT_ID, USER_ID, "Shop | Home page", "198.51.100.9", "Windows NT", "abc"):
+    raw = (
+        CLIENT_ID,
+        USER_ID,
+        "1731000000",
+        "Shop | Home page",
+        "198.51.100.9",
+        "Windows NT",
+        "abc",
+    )
+    for secret in raw:
         assert secret not in text
     assert event["site_id"] == "shop.example"
     assert event["visitor_scope"] == "client"
@@ -246,7 +255,9 @@ def test_the_canonical_event_keeps_no_raw_id_title_or_user_agent(settings: Setti
     assert (event["device_category"], event["browser"], event["country"]) == (
         "desktop", "Chrome", "DE",
     )  # fmt: skip
-    assert (event["session_id"], event["engagement_time_ms"]) == ("1731000000", 1200)
+    # The client session id too: the same keyed hash for the same session, never the raw one.
+    session = ingestor.site_keys.stable_id("shop.example", "session", "1731000000")
+    assert (event["session_id"], event["engagement_time_ms"]) == (session, 1200)
     assert event["event_ts"] == "2026-11-20T12:00:00.000000Z"
     assert len(event["event_id"]) == 32
 

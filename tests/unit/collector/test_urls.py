@@ -11,8 +11,10 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.provisional import domains
 
+from pipeline.config import load_settings
 from pipeline.events.reasons import Reason, Rejected
-from pipeline.events.validation import Event
+from pipeline.events.timestamps import collector_window, parse_event_ts
+from pipeline.events.validation import Event, validate_event
 from pipeline.privacy.redaction import EMAIL_PLACEHOLDER
 from pipeline.privacy.urls import (
     CLICK_ID_PARAMS,
@@ -373,9 +375,17 @@ def test_page_rule_explicit_fields_win_and_the_url_fills_the_rest() -> None:
     }
 
 
-def test_page_rule_redacts_an_address_typed_into_a_campaign_field() -> None:
-    event: Event = {"utm_campaign": "promo for jane.doe@example.com", "utm_source": "news"}
-    scrubbed = scrub_page_fields(event)
+def test_an_address_typed_into_a_campaign_field_is_redacted_before_the_page_rule() -> None:
+    # Explicit campaign fields are free text: validation redacts them (every route runs it
+    # beside the page rule), and the page rule keeps what it is given.
+    raw: Event = {
+        "event_id": "e-1", "event_name": "page_view", "event_ts": "2026-11-20T12:00:00Z",
+        "site_id": "shop.example", "visitor_id": "v-1",
+        "utm_campaign": "promo for jane.doe@example.com", "utm_source": "news",
+    }  # fmt: skip
+    now = parse_event_ts("2026-11-20T12:00:00Z")
+    window = collector_window(load_settings(environ={}).validation)
+    scrubbed = scrub_page_fields(validate_event(raw, now_micros=now, window=window))
     assert scrubbed["utm_campaign"] == "promo for [email]"
     assert scrubbed["utm_source"] == "news"
     assert scrub_page_fields(dict(scrubbed)) == scrubbed

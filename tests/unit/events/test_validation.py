@@ -111,6 +111,21 @@ def test_collector_window_bounds_past_and_future_history_only_future() -> None:
         ({"user_id": "bob%40example.org"}, Reason.NOT_PSEUDONYMOUS),
         ({"visitor_id": "192.0.2.7"}, Reason.NOT_PSEUDONYMOUS),
         ({"user_id": "2001:db8::1"}, Reason.NOT_PSEUDONYMOUS),
+        # ...anywhere in any id or name, and phone numbers, GA client ids, user agents too.
+        ({"visitor_id": "v-192.0.2.7"}, Reason.NOT_PSEUDONYMOUS),
+        ({"visitor_id": "+49 151 2345 6789"}, Reason.NOT_PSEUDONYMOUS),
+        ({"visitor_id": "(202) 555-0143"}, Reason.NOT_PSEUDONYMOUS),
+        ({"user_id": "1234567890.1700000000"}, Reason.NOT_PSEUDONYMOUS),
+        ({"user_id": "GA1.1.123.456"}, Reason.NOT_PSEUDONYMOUS),
+        ({"session_id": "alice@example.com"}, Reason.NOT_PSEUDONYMOUS),
+        ({"event_id": "order-for-alice@example.com"}, Reason.NOT_PSEUDONYMOUS),
+        ({"transaction_id": "T-198.51.100.7"}, Reason.NOT_PSEUDONYMOUS),
+        ({"event_name": "signup alice@example.com"}, Reason.NOT_PSEUDONYMOUS),
+        ({"event_name": "Mozilla/5.0 (X11; Linux x86_64)"}, Reason.NOT_PSEUDONYMOUS),
+        # An address split by an invisible character is found once it is stripped.
+        ({"user_id": "alice\u200b@example.com"}, Reason.NOT_PSEUDONYMOUS),
+        # A field that is only control characters is empty.
+        ({"event_id": "\u202e\x00"}, Reason.EMPTY_FIELD),
     ],
 )
 def test_field_rules(fields: dict[str, Any], reason: str) -> None:
@@ -118,8 +133,46 @@ def test_field_rules(fields: dict[str, Any], reason: str) -> None:
 
 
 def test_ids_that_only_look_personal_pass() -> None:
-    for visitor in ("react@18.2.0", "1.2.3", "v-192.0.2.7", "9f86d081884c7d65"):
+    for visitor in ("react@18.2.0", "1.2.3", "1700000000", "T-1001", "9f86d081884c7d65"):
         assert validate_event(event(visitor_id=visitor), now_micros=NOW, window=COLLECTOR)
+    for name in ("Outbound Link: Click", "sign_up", "File Download"):
+        assert validate_event(event(event_name=name), now_micros=NOW, window=COLLECTOR)
+
+
+def stored(**fields: str) -> dict[str, str]:
+    """What validation keeps of `fields` in an otherwise valid event."""
+    valid = validate_event(event(**fields), now_micros=NOW, window=COLLECTOR)
+    return {name: valid[name] for name in fields}
+
+
+def test_personal_data_in_free_text_is_redacted() -> None:
+    assert stored(
+        utm_campaign="promo alice@example.com",
+        utm_term="+1 202 555 0143",
+        utm_content="from 203.0.113.9 and 2001:db8::5",
+        utm_source="Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/131.0",
+        utm_medium="cid 1234567890.1700000000",
+        browser="Chrome",
+    ) == {
+        "utm_campaign": "promo [email]",
+        "utm_term": "[phone]",
+        "utm_content": "from [ip] and [ip]",
+        "utm_source": "[user-agent]",
+        "utm_medium": "cid [client-id]",
+        "browser": "Chrome",
+    }
+
+
+def test_control_characters_are_stripped_from_every_text_field() -> None:
+    # ESC goes, the "[31m" it would have started stays as plain text.
+    controls = "\x00\x1b[31m\x07\x85\u202e\u200b\u2066\ufeff"
+    fields = {"event_name": "sign_up", "utm_campaign": "spring", "os": "Linux"}
+    sent = {name: f"{value[:2]}{controls}{value[2:]}" for name, value in fields.items()}
+    kept = {name: f"{value[:2]}[31m{value[2:]}" for name, value in fields.items()}
+    assert stored(**sent, site_id=f"shop.example{controls}") == {
+        **kept,
+        "site_id": "shop.example[31m",
+    }
 
 
 def test_integers_at_the_arrow_limits_are_bounded_for_the_warehouse() -> None:
