@@ -105,7 +105,7 @@ def test_ga4mp_page_views_purchase_batches_and_validation(ga4_collector: Running
 
     # One client session, one id: a keyed hash of ga4mp's session_id, never the raw value.
     session_id = str(ga.store.get_session_parameter("session_id"))
-    (stored_session,) = {event["session_id"] for event in events}
+    (stored_session,) = {str(event["session_id"]) for event in events}
     assert len(stored_session) == 32 and stored_session != session_id
     for event in events:
         assert event["site_id"] == "shop.example"

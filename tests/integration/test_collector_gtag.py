@@ -124,7 +124,7 @@ def test_batched_bodies_and_query_only_hits_reach_kafka(collector: RunningCollec
     assert len({e["user_id"] for e in events}) == 1
     assert {e["visitor_scope"] for e in events} == {"client"}
     # One client session, one id: a keyed hash of `sid`, never the raw value.
-    (session,) = {e["session_id"] for e in events}
+    (session,) = {str(e["session_id"]) for e in events}
     assert len(session) == 32 and session != "1731002400"
     assert {e["country"] for e in events} == {"AT"}
     assert {(e["device_category"], e["browser"]) for e in events} == {("desktop", "Chrome")}
