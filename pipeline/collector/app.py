@@ -114,11 +114,12 @@ class Collector:
 
     async def ga4(self, request: Request) -> Response:
         try:
-            site = self._ga4_site(request)
+            site, authenticated = self._ga4_site(request)
             body = await self._body(request, self._ga4_body_limit())
         except Rejected as rejected:
             return self._rejected(rejected)
-        check = check_mp(site, body, self.ingestor, self._context(request))
+        context = self._context(request, authenticated=authenticated)
+        check = check_mp(site, body, self.ingestor, context)
         for reason, count in check.dropped.items():
             self.outcomes[f"dropped:{reason}"] += count
         if check.fatal is not None:
@@ -135,7 +136,7 @@ class Collector:
         # parsed (nor are their names remembered).
         findings: list[Finding] = []
         try:
-            site = self._ga4_site(request)
+            site, authenticated = self._ga4_site(request)
         except Rejected as rejected:
             if rejected.reason in (Reason.MISSING_API_SECRET, Reason.BAD_API_SECRET):
                 return self._rejected(rejected)
@@ -146,17 +147,19 @@ class Collector:
             except Rejected as rejected:
                 findings.append(Finding.of(rejected, "body"))
             else:
-                findings += check_mp(site, body, self.ingestor, self._context(request)).findings
+                context = self._context(request, authenticated=authenticated)
+                findings += check_mp(site, body, self.ingestor, context).findings
         self.outcomes["validated"] += 1
         messages = [finding.message() for finding in findings]
         return JSONResponse({"validationMessages": messages})
 
-    def _ga4_site(self, request: Request) -> str:
-        # The site the measurement_id names; its api_secret, when it has one. Neither the
-        # query string nor the secret is ever logged.
+    def _ga4_site(self, request: Request) -> tuple[str, bool]:
+        # The site the measurement_id names, and whether the request carried its
+        # api_secret (a site without one: anyone may send). Neither the query string nor
+        # the secret is ever logged.
         site = site_for_request(self.settings, request.query_params.get("measurement_id"))
-        check_api_secret(self.settings, site, request.query_params.get("api_secret"))
-        return site
+        api_secret = request.query_params.get("api_secret")
+        return site, check_api_secret(self.settings, site, api_secret)
 
     def _ga4_body_limit(self) -> int:
         # GA4's own limit, even when collector.max_body_bytes is lower.
@@ -253,7 +256,7 @@ class Collector:
             raise Rejected(Reason.BODY_TIMEOUT, late) from None
         return bytes(body)
 
-    def _context(self, request: Request) -> RequestContext:
+    def _context(self, request: Request, *, authenticated: bool = False) -> RequestContext:
         peer = request.client.host if request.client else ""
         client = self.trusted_proxies.client(peer, request.headers.getlist(FORWARDED_FOR))
         return RequestContext(
@@ -262,6 +265,7 @@ class Collector:
             headers=request.headers,
             received_micros=now_micros(),
             via_trusted_proxy=client.via_trusted_proxy,
+            authenticated=authenticated,
         )
 
     def _offer(self, events: list[Event]) -> bool:

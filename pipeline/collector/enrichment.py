@@ -64,6 +64,9 @@ class RequestContext:
     received_micros: int
     # Came through a trusted proxy: the headers it sets (the country) count.
     via_trusted_proxy: bool = False
+    # The route checked a secret the sender holds (the site's api_secret on /mp/collect):
+    # its events are authenticated. Set by the route, never from what the client sends.
+    authenticated: bool = False
 
 
 Step = Callable[[Hit, RequestContext, Event], None]
@@ -84,11 +87,6 @@ class Ingestor:
         self.window = collector_window(settings.validation)
         self.site_for_measurement_id = settings.site_for_measurement_id
         self.site_rules = SiteRules.from_settings(settings)
-        # Sites whose /mp/collect requests must carry the api_secret (app.py checks it
-        # before any event is parsed): their Measurement Protocol events are authenticated.
-        self.sites_with_api_secret = frozenset(
-            site for site, stream in settings.ga4.items() if stream.api_secret is not None
-        )
         # A GA4 batch repeats its client id (and user id) in every event, and a visitor
         # comes back: the keyed hashes of ids up to 128 characters are memoised, 16,384 of
         # them, each entry at most about 1 kB: under 17 MB.
@@ -158,11 +156,9 @@ class Ingestor:
 
     def put_trust(self, hit: Hit, request: RequestContext, event: Event) -> None:
         # How the event arrived, never what the client says (a Hit holds no such field):
-        # only a Measurement Protocol request for a site with an api_secret proved its
-        # sender. Browser routes, and /mp/collect for a site without a secret, anyone
-        # can send.
-        authenticated = hit.dialect == "ga4" and event["site_id"] in self.sites_with_api_secret
-        event["trust"] = AUTHENTICATED if authenticated else ANONYMOUS
+        # only a route that checked the sender's secret says so. Browser routes, and
+        # /mp/collect for a site without an api_secret, anyone can send.
+        event["trust"] = AUTHENTICATED if request.authenticated else ANONYMOUS
 
     def drop_bots(self, hit: Hit, request: RequestContext, event: Event) -> None:
         if describe_user_agent(request.user_agent).is_bot:

@@ -248,18 +248,20 @@ def site_for_request(settings: Settings, measurement_id: str | None) -> str:
     return site
 
 
-def check_api_secret(settings: Settings, site: str, api_secret: str | None) -> None:
+def check_api_secret(settings: Settings, site: str, api_secret: str | None) -> bool:
     """When the site has an api_secret, the request must carry it (compared in constant
-    time). The secret is never part of a message: neither the expected nor the given."""
+    time); True when it did, False when the site has none (anyone may send). The secret is
+    never part of a message: neither the expected nor the given."""
     stream = settings.ga4.get(site)
     expected = stream.api_secret if stream is not None else None
     if expected is None:
-        return
+        return False
     if not api_secret:
         raise Rejected(Reason.MISSING_API_SECRET, "query parameter api_secret is needed")
     given = api_secret.encode("utf-8", "replace")
     if not hmac.compare_digest(given, expected.get_secret_value().encode("utf-8", "replace")):
         raise Rejected(Reason.BAD_API_SECRET, "api_secret is not this site's")
+    return True
 
 
 # -- the shared path --------------------------------------------------------------------------
