@@ -73,7 +73,7 @@ def test_the_extremes_of_every_route_build_and_add_up(kafka_bootstrap: str, tmp_
     config.write_text('currency = "USD"\n[currency_rates]\n' + "".join(
         f"{code} = {rate}\n" for code, rate in RATES.items()))  # fmt: skip
     env = collector_env(kafka_bootstrap, tmp_path / "data", free_port(), f"test.{uuid.uuid4().hex[:10]}",
-                        SESSIONFLOW_CONFIG=str(config), SESSIONFLOW_COLLECTOR__CLIENT_IP_HEADER="X-Forwarded-For")  # fmt: skip
+                        SESSIONFLOW_CONFIG=str(config), SESSIONFLOW_COLLECTOR__TRUSTED_PROXIES='["127.0.0.1"]')  # fmt: skip
     env["SESSIONFLOW_SITES"] = json.dumps([SITE])
     collector = start_collector(env, tmp_path / "collector.log")
     try:
