@@ -140,7 +140,14 @@ def test_page_views_spa_navigation_and_purchase_arrive(
 
     events = events_of(messages)
     raw = b"\n".join(messages).decode()
-    for secret in (client_id, "secret-click", "jane@example.com", "Shop | Home", CHROME):
+    for secret in (
+        client_id,
+        session_id,
+        "secret-click",
+        "jane@example.com",
+        "Shop | Home",
+        CHROME,
+    ):
         assert secret not in raw
     by_name = sorted(events, key=lambda e: (str(e["event_name"]), str(e["page_url"])))
     assert [(e["event_name"], e["page_url"]) for e in by_name] == [
@@ -152,7 +159,9 @@ def test_page_views_spa_navigation_and_purchase_arrive(
     ]
     click, landing, product, purchase, engagement = by_name
     assert {e["site_id"] for e in events} == {"shop.example"}
-    assert {e["session_id"] for e in events} == {session_id}
+    # One session, one id: a keyed hash of the library's session id, never the raw value.
+    (stored_session,) = {str(e["session_id"]) for e in events}
+    assert len(stored_session) == 32 and stored_session != session_id
     assert len({e["visitor_id"] for e in events}) == 1
     assert {e["visitor_scope"] for e in events} == {"client"}
     assert (landing["utm_source"], landing["utm_campaign"], landing["click_id_type"]) == (

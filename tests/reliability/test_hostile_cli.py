@@ -21,6 +21,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from pipeline.events.personal_data import strip_control_characters
 from tests.reliability.support import cli_env, tree
 
 SITE = "shop.example"
@@ -144,12 +145,15 @@ def test_hostile_arguments_are_one_line_errors_and_write_nothing_outside_the_dat
     created = sorted(path for path in tree(tmp_path) - before if not path.startswith("data"))
     assert created == [], "written outside the data dir"
     assert not (tmp_path / "prefect").exists(), "Prefect started"
-    # A hostile site id is data: it lands verbatim and names no file or directory.
+    # A hostile site id is data: it lands as validation leaves it (invisible characters
+    # stripped, so the zero-width space's site is the configured one) and names no file
+    # or directory.
     landed = duckdb.execute(
         "SELECT DISTINCT site_id FROM read_parquet(?) ORDER BY site_id",
         [str(tmp_path / "data" / "*" / "lake" / "events" / "*" / "*.parquet")],
     ).fetchall()
-    assert sorted(site for (site,) in landed) == sorted({SITE, *HOSTILE_SITES})
+    stripped = {strip_control_characters(site) for site in HOSTILE_SITES}
+    assert sorted(site for (site,) in landed) == sorted({SITE, *stripped})
     for path in tree(tmp_path / "data"):
         assert not any(site in path for site in HOSTILE_SITES if site != SITE), path
 
