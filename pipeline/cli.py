@@ -606,7 +606,8 @@ def serve(ctx: click.Context) -> None:
     default=60.0,
     show_default=True,
     type=click.FloatRange(min=0, min_open=True),
-    help="Seconds the query (and the writing of its rows) may take.",
+    help="Seconds DuckDB may spend running the query and fetching its rows (a slow reader "
+    "of the output does not count).",
 )
 @click.option(
     "--memory-limit",
