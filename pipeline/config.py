@@ -292,7 +292,7 @@ class Ga4Stream(_Section):
     def _secret_not_empty(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and not value.get_secret_value().strip():
             # Every /mp/collect request for the site would then be refused.
-            raise ValueError("must not be empty (leave it out to take no /mp/collect requests)")
+            raise ValueError("must not be empty (without one, /mp/collect events are anonymous)")
         return value
 
 
