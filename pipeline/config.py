@@ -161,8 +161,8 @@ class KafkaSettings(_Section):
             if not _HOST_PORT.fullmatch(server.strip()):
                 raise ValueError(
                     "expected host:port[,host:port...] without credentials (they go in "
-                    f"kafka.sasl_username and kafka.sasl_password_file), got "
-                    f"{redact_credentials(value)!r}"
+                    "kafka.sasl_username and kafka.sasl_password_file; got "
+                    f"{redact_credentials(value)!r}, credentials redacted)"
                 )
         return value
 
@@ -286,6 +286,14 @@ class Ga4Stream(_Section):
     # The Measurement Protocol api_secret; when set, /mp/collect requests for this site
     # must carry it. A secret: never logged, never in a Kafka message.
     api_secret: SecretStr | None = None
+
+    @field_validator("api_secret")
+    @classmethod
+    def _secret_not_empty(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().strip():
+            # Every /mp/collect request for the site would then be refused.
+            raise ValueError("must not be empty (without one, /mp/collect events are anonymous)")
+        return value
 
 
 class PrivacySettings(_Section):
@@ -614,6 +622,10 @@ def _short(value: object) -> str:
     return text if len(text) <= 200 else text[:200] + "..."
 
 
+# Fields whose validator's error quotes the value itself, credentials redacted.
+_QUOTING_THEMSELVES = frozenset({("kafka", "bootstrap_servers")})
+
+
 def _describe(exc: ValidationError, source: str) -> str:
     problems = []
     for error in exc.errors():
@@ -624,6 +636,8 @@ def _describe(exc: ValidationError, source: str) -> str:
         if unknown:
             message = "unknown key"
         quoted = _quoted_input(loc, error.get("input"), known_key=not unknown)
+        if loc in _QUOTING_THEMSELVES and error["type"] == "value_error":
+            quoted = ""  # the validator's message quotes the value, redacted
         problems.append(f"{key}: {message}{quoted}")
     return f"invalid config ({source}): " + "; ".join(problems)
 

@@ -194,7 +194,10 @@ def _passes_checks(
     amount_ok = pc.invert(
         pc.and_(
             pc.fill_null(pc.less(value, 0), False),
-            pc.is_in(table["event_name"], pa.array(sorted(AMOUNT_EVENTS))),
+            pc.or_(
+                pc.is_in(table["event_name"], pa.array(sorted(AMOUNT_EVENTS))),
+                pc.fill_null(pc.equal(table["trust"], ANONYMOUS), False),
+            ),
         )
     )
     currency_ok = _null_or_in(table["currency"], currency_codes())

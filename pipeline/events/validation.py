@@ -188,17 +188,23 @@ def check_codes(event: Event) -> Event:
 
 
 # Events whose value is an amount of money paid or paid back: never negative. A negative
-# purchase would silently lower revenue; money returned is a refund event.
+# purchase would silently lower revenue; money returned is a refund event. An anonymous
+# event's value is never negative either, whatever its name: anyone could send one to
+# lower a goal's conversion value. Authenticated goal events may (GA4 style corrections).
 AMOUNT_EVENTS = frozenset({"purchase", "refund"})
 
 
 def check_amounts(event: Event) -> Event:
     value = event.get("value")
-    if value is not None and value < 0 and event["event_name"] in AMOUNT_EVENTS:
+    if value is None or value >= 0:
+        return event
+    if event["event_name"] in AMOUNT_EVENTS:
         raise Rejected(
             Reason.NEGATIVE_AMOUNT,
             f"a {event['event_name']}'s value must not be negative (money returned is a refund)",
         )
+    if event.get("trust") == ANONYMOUS:
+        raise Rejected(Reason.NEGATIVE_AMOUNT, "an anonymous event's value must not be negative")
     return event
 
 

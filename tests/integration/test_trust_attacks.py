@@ -1,6 +1,7 @@
-"""Anonymous traffic cannot cancel or devalue a shop's authenticated purchases: the
-attacks of issue 20 (item 1) through the running product, a collector process on the
-real broker, `sessionflow consume`, `sessionflow run daily` and `sessionflow query`.
+"""Anonymous traffic cannot cancel or devalue a shop's authenticated purchases, refund an
+anonymous purchase more than once, or devalue goals: the attacks of issue 20 (item 1)
+through the running product, a collector process on the real broker, `sessionflow
+consume`, `sessionflow run daily` and `sessionflow query`.
 
 shop.example and blog.example each have a GA4 stream with an api_secret, so their
 /mp/collect events are authenticated; /g/collect and /api/event are anonymous. blog.example
@@ -139,12 +140,33 @@ def test_anonymous_traffic_cannot_cancel_or_devalue_authenticated_purchases(
     assert [r.json()["reason"] for r in refused] == ["anonymous_purchase"] * 2
     answer = mp(collector, "G-BLOG1234", BLOG_SECRET, "999.000", purchase(30, "B-1"))
     assert answer.status_code == 204, answer.text
-    # gtag page view, purchase (a); 2 Plausible + 2 MP purchases (b); 1 MP purchase (d).
-    wait_until_delivered(collector, 7, timeout_s=60)
+    # (e) An anonymous 40,000 order, refunded whole five times by Plausible bodies and
+    # once by a gtag beacon: together the refunds return it once.
+    answer = plausible(collector, plausible_purchase("shop.example", "40000", "T-2"))
+    assert answer.status_code == 202, answer.text
+    refund = {"n": "refund", "u": "https://shop.example/checkout", "d": "shop.example",
+              "p": {"transaction_id": "T-2"}}  # fmt: skip
+    assert [plausible(collector, refund).status_code for _ in range(5)] == [202] * 5
+    assert gtag(collector, tid="G-SHOP1234", en="refund", **{"ep.transaction_id": "T-2"}
+                ).status_code == 204  # fmt: skip
+    # (f) An anonymous goal event cannot carry a negative value.
+    negative = plausible(collector, {"name": "sign_up", "url": "https://shop.example/",
+                                     "site_id": "shop.example", "value": -40000,
+                                     "currency": "USD"})  # fmt: skip
+    assert (negative.status_code, negative.json()["reason"]) == (400, "negative_amount")
+    # gtag page view, purchase (a); 2 Plausible + 2 MP purchases (b); 1 MP purchase (d);
+    # 1 purchase and 6 refunds (e).
+    wait_until_delivered(collector, 14, timeout_s=60)
     days.add(today())
 
     assert set(consume_and_build(collector, days)) <= {0, 4}
-    assert revenue_by_site(collector) == {"shop.example": 499 + 998, "blog.example": 30}
+    assert revenue_by_site(collector) == {"shop.example": 41497, "blog.example": 30}
+    sql = (
+        "SELECT sum(refunds) AS refunds, sum(net_revenue) AS net FROM daily_site_summary "
+        "WHERE site_id = 'shop.example'"
+    )
+    [shop] = json.loads(ok(run_cli(collector.env, "query", "--format", "json", sql)))
+    assert (float(shop["refunds"]), float(shop["net"])) == (40000, 1497)
 
     # (c) A purchase of 9e15, from the shop's own server or from a browser: refused with
     # its reason, nothing reaches Kafka, and the day still builds with the same numbers.
@@ -155,7 +177,7 @@ def test_anonymous_traffic_cannot_cancel_or_devalue_authenticated_purchases(
     assert [r.status_code for r in huge] == [400, 400]
     assert [r.json()["reason"] for r in huge] == ["value_too_large"] * 2
     health = httpx.get(f"{collector.url}/health", timeout=5).json()
-    assert health["delivered"] == 7, health
+    assert health["delivered"] == 14, health
     days.add(today())
     assert set(consume_and_build(collector, days)) <= {0, 4}
-    assert revenue_by_site(collector) == {"shop.example": 1497, "blog.example": 30}
+    assert revenue_by_site(collector) == {"shop.example": 41497, "blog.example": 30}

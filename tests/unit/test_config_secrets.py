@@ -168,3 +168,21 @@ def test_every_secret_field_is_known_to_the_error_rule() -> None:
     assert found >= {("ga4", "api_secret"), ("kafka", "sasl_password")}
     for section, name in found:
         assert section in SECRET_SECTIONS and name in SECRET_FIELDS, (section, name)
+
+
+@pytest.mark.parametrize("secret", ["", "   ", "\t"])
+def test_an_empty_api_secret_is_refused_in_one_line(tmp_path: Path, secret: str) -> None:
+    toml = f'sites = ["shop.example"]\n[ga4."shop.example"]\napi_secret = "{secret}"\n'
+    with pytest.raises(ConfigError) as caught:
+        load_settings(write(tmp_path, toml), environ={})
+    message = str(caught.value)
+    assert "ga4.shop.example.api_secret: Value error, must not be empty" in message
+    assert "\n" not in message and "(got" not in message
+
+
+def test_the_bootstrap_servers_error_quotes_the_value_redacted_and_says_so_once() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(environ={"KAFKA_BOOTSTRAP_SERVERS": f"u:{SECRET}@k1:9092"})
+    message = str(caught.value)
+    assert "got '***@k1:9092', credentials redacted" in message
+    assert "not shown" not in message and SECRET not in message

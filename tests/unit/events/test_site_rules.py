@@ -71,6 +71,16 @@ def outcome(**fields: Any) -> str:
         ({"site_id": "gtag.example"}, "accepted"),  # no trust: authenticated
         ({"trust": "anonymous"}, "accepted"),  # the default: anonymous purchases count
         ({"trust": "root"}, Reason.BAD_ENUM),
+        # An anonymous event's value is never negative, whatever its name; an
+        # authenticated goal event's may be (a correction, as GA4 allows).
+        ({"event_name": "sign_up", "trust": "anonymous", "value": -40_000},
+         Reason.NEGATIVE_AMOUNT),
+        ({"event_name": "sign_up", "trust": "anonymous", "value": -0.01},
+         Reason.NEGATIVE_AMOUNT),
+        ({"event_name": "sign_up", "trust": "anonymous", "value": 0}, "accepted"),
+        ({"event_name": "sign_up", "trust": "authenticated", "value": -400}, "accepted"),
+        ({"event_name": "sign_up", "value": -400}, "accepted"),
+        ({"trust": "authenticated", "value": -400}, Reason.NEGATIVE_AMOUNT),  # a purchase
         # At most 31 days of engagement per event: a session's sum stays within BIGINT.
         ({"engagement_time_ms": 2_678_400_000}, "accepted"),
         ({"engagement_time_ms": 2_678_400_001}, Reason.NUMBER_TOO_LARGE),

@@ -122,6 +122,9 @@ HOSTILE: list[bytes] = [
     _json(engagement_time_ms=2_678_400_001),
     _json(value=1_000_000.01),
     _json(value=-2_000_000, event_name="sign_up"),
+    _json(value=-1, event_name="sign_up", trust="anonymous"),
+    _json(value=-1, event_name="sign_up", trust="authenticated"),
+    _json(value=-1, event_name="sign_up"),
     _json(value=2_000_000, currency="JPY"),
 ]
 

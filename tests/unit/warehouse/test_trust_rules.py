@@ -125,6 +125,42 @@ def test_an_anonymous_refund_returns_only_an_anonymous_purchase_and_at_most_its_
     assert refunds["shop-refund"] == Decimal(499)
 
 
+def test_anonymous_refunds_of_a_transaction_return_at_most_its_purchase_in_total(
+    tmp_path: Path, bare: BareRunner
+) -> None:
+    settings = make_settings(tmp_path / "data")
+    events = [
+        event("o-1", "purchase", T0, "shop", value=499.0, transaction_id="1001"),
+        event("o-2", "purchase", T0, "anon-buyer", value=400.0, transaction_id="T-2",
+              **ANONYMOUS),
+        # Five whole refunds of the anonymous order, and one with a value: together they
+        # return the order once. The first (by event_ts, event_id) takes it all.
+        *[
+            event(f"r-{n}", "refund", T0 + n * S, f"refunder-{n}", transaction_id="T-2",
+                  **ANONYMOUS)
+            for n in range(1, 6)
+        ],
+        event("r-6", "refund", T0 + 6 * S, "refunder-6", value=100.0, transaction_id="T-2",
+              **ANONYMOUS),
+        # Partial refunds of another anonymous order: 30 + 30 of 50 returns 30 + 20.
+        event("o-3", "purchase", T0, "anon-buyer-2", value=50.0, transaction_id="T-3",
+              **ANONYMOUS),
+        event("p-1", "refund", T0 + S, "part-1", value=30.0, transaction_id="T-3", **ANONYMOUS),
+        event("p-2", "refund", T0 + 2 * S, "part-2", value=30.0, transaction_id="T-3",
+              **ANONYMOUS),
+        # The shop's own refunds keep their rules: each as it says.
+        event("s-1", "refund", T0 + S, "shop-refund-1", value=300.0, transaction_id="1001"),
+        event("s-2", "refund", T0 + 2 * S, "shop-refund-2", value=300.0, transaction_id="1001"),
+    ]  # fmt: skip
+    landed(tmp_path, settings, events)
+
+    refunds = {v: r for v, (_, r) in revenue_of(bare(settings).rows("sessions_this_run")).items()}
+    assert refunds["refunder-1"] == Decimal(400)
+    assert [refunds[f"refunder-{n}"] for n in range(2, 7)] == [0] * 5
+    assert (refunds["part-1"], refunds["part-2"]) == (Decimal(30), Decimal(20))
+    assert refunds["shop-refund-1"] == refunds["shop-refund-2"] == Decimal(300)
+
+
 def test_lake_files_without_trust_are_authenticated_and_still_build(tmp_path: Path) -> None:
     """A lake file written before `trust` existed (no such column) is read in today's
     schema: its events are authenticated, so an anonymous purchase of their transaction

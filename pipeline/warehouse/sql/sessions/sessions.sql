@@ -20,7 +20,8 @@
 -- - refunds: the converted `value` of refund events (a refund without one returns its
 --   transaction's whole purchase), on the refund's own session; net_revenue = revenue -
 --   refunds. An anonymous refund returns only the anonymous purchase of the transaction
---   it names, at most its amount;
+--   it names; the anonymous refunds of a transaction return at most its amount in total
+--   (anonymous_refund_shares);
 -- - user_key (for session_users): the session's user_id, else its visitor id when that is
 --   a stable client id (visitor_scope 'client', or, for events without a scope, a visitor
 --   seen with a client session id in the window), else NULL: a cookie-free visitor.
@@ -148,6 +149,37 @@ purchases AS (
     GROUP BY session_id
 ),
 
+anonymous_refund_shares AS (
+    -- Anonymous refunds of one transaction return, together, at most its anonymous
+    -- purchase's counted amount: each takes what it claims (its own amount, or the whole
+    -- purchase when it sent none) of what the refunds before it (by event_ts, event_id,
+    -- over the build's window) left.
+    SELECT event_id, greatest(0, least(claim, cap - (claimed - claim))) AS share
+    FROM (
+        SELECT
+            event_id,
+            claim,
+            cap,
+            sum(claim) OVER (
+                PARTITION BY site_id, transaction_id ORDER BY event_ts, event_id
+                ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
+            ) AS claimed
+        FROM (
+            SELECT
+                r.site_id,
+                r.transaction_id,
+                r.event_ts,
+                r.event_id,
+                CASE WHEN r.value IS NULL THEN t.purchase_value ELSE r.value_reporting END
+                    AS claim,
+                coalesce(t.purchase_value, 0) AS cap
+            FROM stg_lake_events AS r
+            INNER JOIN stg_transactions AS t USING (site_id, transaction_id)
+            WHERE r.event_name = 'refund' AND r.is_anonymous AND t.purchase_is_anonymous
+        )
+    )
+),
+
 refunds AS (
     SELECT
         e.session_id,
@@ -156,15 +188,15 @@ refunds AS (
                 WHEN NOT e.is_anonymous
                     THEN CASE WHEN e.value IS NULL THEN t.purchase_value ELSE e.value_reporting END
                 -- Anyone can send an anonymous refund: it returns only an anonymous
-                -- purchase it names, at most that purchase's amount, never an
-                -- authenticated one (the transaction's counted purchase decides).
-                WHEN t.purchase_is_anonymous AND e.value IS NULL THEN t.purchase_value
-                WHEN t.purchase_is_anonymous AND e.value_reporting IS NOT NULL
-                    THEN least(e.value_reporting, coalesce(t.purchase_value, 0))
+                -- purchase it names, all of them together at most that purchase's
+                -- amount, never an authenticated one (the transaction's counted
+                -- purchase decides).
+                WHEN t.purchase_is_anonymous THEN a.share
             END
         ) AS refunds
     FROM stg_events AS e
     LEFT JOIN stg_transactions AS t USING (site_id, transaction_id)
+    LEFT JOIN anonymous_refund_shares AS a ON a.event_id = e.event_id
     WHERE e.event_name = 'refund'
     GROUP BY e.session_id
 ),
