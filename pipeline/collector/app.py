@@ -32,7 +32,7 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
@@ -145,6 +145,8 @@ class Collector:
             try:
                 body = await self._body(request, self._ga4_body_limit())
             except Rejected as rejected:
+                if rejected.reason == Reason.CLIENT_DISCONNECTED:
+                    return self._rejected(rejected)
                 findings.append(Finding.of(rejected, "body"))
             else:
                 context = self._context(request, authenticated=authenticated)
@@ -254,6 +256,10 @@ class Collector:
         except TimeoutError:
             late = f"body not received within {timeout_s:g} s"
             raise Rejected(Reason.BODY_TIMEOUT, late) from None
+        except ClientDisconnect:
+            # Counted, no traceback (any client can leave mid-body); the answer it gets
+            # goes nowhere: uvicorn drops what is sent on a closed connection.
+            raise Rejected(Reason.CLIENT_DISCONNECTED, "client left before its body") from None
         return bytes(body)
 
     def _context(self, request: Request, *, authenticated: bool = False) -> RequestContext:
@@ -393,6 +399,7 @@ def serve(
         max_connections=limits.max_connections,
         max_header_bytes=limits.max_header_bytes,
         header_timeout_s=limits.header_timeout_seconds,
+        max_body_bytes=max(limits.max_body_bytes, GA4_MAX_BODY_BYTES),
     )
     options: dict[str, Any] = {
         "host": host,

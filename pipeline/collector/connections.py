@@ -12,7 +12,14 @@ once a request's headers are in, holding the connection meanwhile. So, per conne
   start or of the previous answer (408 and closed; an idle connection is just closed).
   That deadline also bounds the draining of a body the app answered without reading;
 - a request line and headers of more than `max_header_bytes` are answered 431 and the
-  connection closed: at most that plus one read (uvloop's, 256 KiB) is ever held.
+  connection closed: at most that plus one read (uvloop's, 256 KiB) is ever held;
+- what a request brings after its head (body, chunk framing, trailers) is bounded too:
+  beyond `max_body_bytes` (the largest body any route takes) twice over (room for chunk
+  framing) plus `max_header_bytes` (trailers), it is answered 413 (or, once an answer has
+  begun, just closed), checked before the read reaches the parser (the read that ends a
+  head counts as the head's: at most one read more is held). Trailers are dropped
+  unkept (httptools passes them to `on_header`, which would append them to the request's
+  headers).
 
 The body's deadline is the app's (`Collector._body`): only it knows when it reads one.
 """
@@ -32,6 +39,13 @@ class ConnectionLimits:
     max_connections: int
     max_header_bytes: int
     header_timeout_s: float
+    max_body_bytes: int  # the largest body any route accepts
+
+    @property
+    def max_after_head_bytes(self) -> int:
+        """What a request may send after its head: its body, chunk framing (up to as
+        much again: chunks of 16 bytes or more) and trailers (as much as a head)."""
+        return 2 * self.max_body_bytes + self.max_header_bytes
 
 
 def _answer(status: http.HTTPStatus) -> bytes:
@@ -43,6 +57,7 @@ def _answer(status: http.HTTPStatus) -> bytes:
 _UNAVAILABLE = _answer(http.HTTPStatus.SERVICE_UNAVAILABLE)
 _TIMED_OUT = _answer(http.HTTPStatus.REQUEST_TIMEOUT)
 _HEADERS_TOO_LARGE = _answer(http.HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE)
+_TOO_LARGE = _answer(http.HTTPStatus.REQUEST_ENTITY_TOO_LARGE)
 
 
 class LimitedHttpProtocol(HttpToolsProtocol):
@@ -54,6 +69,7 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         self.limits = limits
         self._reading_head = True  # the bytes that arrive belong to a request's head
         self._head_bytes = 0  # received since the head began (an overestimate by a read)
+        self._after_head_bytes = 0  # received since the head ended (idem)
         self._head_deadline: asyncio.TimerHandle | None = None
         self._refused = False
 
@@ -73,6 +89,13 @@ class LimitedHttpProtocol(HttpToolsProtocol):
             return  # closing: what still arrives is dropped unparsed
         if self._reading_head:
             self._head_bytes += len(data)
+        else:
+            # Before the parser sees it: nothing of a request's body, framing or trailers
+            # beyond the bound is held.
+            self._after_head_bytes += len(data)
+            if self._after_head_bytes > self.limits.max_after_head_bytes:
+                self._refuse_after_head()
+                return
         super().data_received(data)
         if self._reading_head and self._head_bytes > self.limits.max_header_bytes:
             self._refuse(_HEADERS_TOO_LARGE)
@@ -84,8 +107,13 @@ class LimitedHttpProtocol(HttpToolsProtocol):
             self._refuse(_HEADERS_TOO_LARGE)
             return
         self._reading_head = False
+        self._after_head_bytes = 0
         self._cancel_head_deadline()
         super().on_headers_complete()
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if self._reading_head:  # after the head: a chunked body's trailers, dropped
+            super().on_header(name, value)
 
     def on_body(self, body: bytes) -> None:
         if not self._refused:
@@ -122,6 +150,15 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         else:  # idle, or still sending a body the app answered without reading
             self._refused = True
             self.transport.close()
+
+    def _refuse_after_head(self) -> None:
+        cycle = self.cycle
+        if cycle is not None and cycle.response_started:  # no second answer: just close
+            self._refused = True
+            self._cancel_head_deadline()
+            self.transport.close()
+        else:
+            self._refuse(_TOO_LARGE)
 
     def _refuse(self, answer: bytes) -> None:
         self._refused = True

@@ -42,6 +42,7 @@ class Reason(StrEnum):
     BAD_URL = "bad_url"
     BODY_TOO_LARGE = "body_too_large"
     BODY_TIMEOUT = "body_timeout"  # not all of the body arrived within its deadline
+    CLIENT_DISCONNECTED = "client_disconnected"  # the client left before its body was in
     UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
     # GA4 Measurement Protocol (collector/ga4.py): Google's limits and reserved names.
     TOO_MANY_PARAMS = "too_many_params"

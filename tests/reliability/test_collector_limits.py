@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import select
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -184,6 +185,128 @@ def test_headers_over_the_bound_get_431_and_under_it_an_answer(
     eight_mb = head_with(8 * MB)
     print(f"\n8 MB header: answered {eight_mb[:12]!r}")
     assert eight_mb == b"" or eight_mb.startswith(b"HTTP/1.1 431 ")
+
+
+def slowest_health_while(collector: RunningCollector, attack: Callable[[], object]) -> float:
+    """The slowest /health answer (s) while `attack()` runs: whether the loop stays free."""
+    slowest, done = 0.0, threading.Event()
+
+    def poll() -> None:
+        nonlocal slowest
+        with httpx.Client(base_url=collector.url, timeout=30) as http:
+            while not done.is_set():
+                began = time.monotonic()
+                http.get("/health")
+                slowest = max(slowest, time.monotonic() - began)
+                done.wait(0.05)
+
+    poller = threading.Thread(target=poll)
+    poller.start()
+    try:
+        attack()
+    finally:
+        done.set()
+        poller.join()
+    return slowest
+
+
+CHUNKED_HEAD = (
+    b"POST /api/event HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\n"
+    b"Transfer-Encoding: chunked\r\n\r\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("shape", "trailers"),
+    [("many trailer lines", b"a:b\r\n" * 13_107), ("one endless trailer", b"a" * 65_535)],
+)
+def test_chunked_trailers_are_cut_off_at_their_bound(
+    memory_collector: RunningCollector, shape: str, trailers: bytes
+) -> None:
+    before = warmed_rss(memory_collector, lambda http: http.get("/health"))
+    sent, answer = 0, b""
+
+    def attack() -> None:
+        nonlocal sent, answer
+        with connect(memory_collector) as connection:
+            connection.settimeout(10)
+            endless = shape == "one endless trailer"
+            connection.sendall(CHUNKED_HEAD + b"2\r\n{}\r\n0\r\n" + b"x: " * endless)
+            try:
+                while sent < 30 * MB:
+                    connection.sendall(trailers)
+                    sent += len(trailers)
+            except OSError:  # reset, or (unbounded) a server too busy to read for 10 s
+                pass
+            try:
+                answer = answer_of(connection)
+            except TimeoutError:
+                answer = b"(none in 10 s)"
+
+    began = time.monotonic()
+    slowest = slowest_health_while(memory_collector, attack)
+    took = time.monotonic() - began
+    grown = rss_mb(memory_collector.process.pid) - before
+    print(
+        f"\n{shape}: {sent / MB:.1f} MB taken of 30 MB in {took:.1f} s, RSS +{grown:.1f} MB, "
+        f"slowest /health {slowest:.2f} s, answered {answer[:12]!r}"
+    )
+    assert answer == b"" or answer.startswith(b"HTTP/1.1 413 ")
+    assert sent < 16 * MB  # the kernel's socket buffers take a few MB
+    assert grown < 8
+    assert took < 10  # closed at the bound, not by the body's 20 s deadline
+    assert slowest < 1
+
+
+def test_a_chunked_ga4_body_under_its_limit_is_answered(
+    memory_collector: RunningCollector,
+) -> None:
+    # 125 kB (GA4's limit is 130 kB, over collector.max_body_bytes's 64 kB) in 16-byte
+    # chunks: their framing adds over a third. The body goes once the server asks for it
+    # (100 Continue), so that all of it is counted as what came after the head.
+    event = {"name": "page_view", "params": {"page_location": "https://shop.example/"}}
+    body = json.dumps({"client_id": "1.2", "events": [event]}).encode()
+    body = body[:-1] + b" " * (125_000 - len(body)) + b"}"
+    pieces = [body[i : i + 16] for i in range(0, len(body), 16)]
+    chunks = b"".join(b"%x\r\n%s\r\n" % (len(piece), piece) for piece in pieces)
+    with connect(memory_collector) as connection:
+        connection.sendall(
+            b"POST /mp/collect?measurement_id=G-SHOP1234 HTTP/1.1\r\nHost: x\r\n"
+            b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n"
+            b"Expect: 100-continue\r\nConnection: close\r\n\r\n"
+        )
+        proceed = b""
+        while b"\r\n\r\n" not in proceed and (read := connection.recv(65_536)):
+            proceed += read
+        assert proceed.startswith(b"HTTP/1.1 100 ")
+        connection.sendall(chunks + b"0\r\nx-trailer: dropped\r\n\r\n")
+        answer = answer_of(connection)
+    print(f"\na chunked 125 kB GA4 body ({len(chunks) / 1000:.0f} kB framed): {answer[:12]!r}")
+    assert answer.startswith(b"HTTP/1.1 204 ")
+
+
+def test_a_client_leaving_mid_body_is_counted_without_a_traceback(
+    connections_collector: RunningCollector,
+) -> None:
+    outcome = "rejected:client_disconnected"
+    counted = health(connections_collector.url)["outcomes"].get(outcome, 0)
+    for _ in range(3):
+        with connect(connections_collector) as connection:
+            connection.sendall(
+                b"POST /api/event HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\n"
+                b'Content-Length: 100\r\n\r\n{"na'
+            )
+
+    def settled() -> bool:
+        count = health(connections_collector.url)["outcomes"].get(outcome, 0)
+        return count == counted + 3 or "ClientDisconnect" in connections_collector.log_text()
+
+    wait_until(settled, 10, "three clients leaving mid-body counted or logged")
+    log = connections_collector.log_text()
+    # (Kafka is away: its client logs errors of its own.)
+    for sign in ("Traceback", "ClientDisconnect", "Exception in ASGI application"):
+        assert sign not in log
+    assert health(connections_collector.url)["outcomes"][outcome] == counted + 3
 
 
 # -- slow clients ----------------------------------------------------------------------------
