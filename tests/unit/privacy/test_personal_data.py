@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import json
+import random
+import unicodedata
 from urllib.parse import quote
 
 import pyarrow as pa
@@ -78,12 +80,35 @@ _PIECES = [*PERSONAL, *NOT_PERSONAL, "@", "%40", "%2", ".", ":", "::", "+", "/",
            "\x00", "\u200b", "\u202e", "1", "12", "123", "2001", "db8", "00", "0049 30",
            "%E2%80%8B", "\u034f", "\u180e", "\U000e0041", "\uff20", "\uff0e", "\u3002",
            "\uff11", "\u2024", "\ufe6b", "\U0001d7ce", "\u2460", "\u00b2"]  # fmt: skip
-# Characters from the ranges that hold invisible and compatibility characters.
-_UNUSUAL = st.characters(min_codepoint=0x80, max_codepoint=0x1FFFF) | st.characters(
+# Characters from the ranges that hold invisible and compatibility characters, and (found
+# here, not from the module's class) every character whose NFKC form holds ASCII.
+_UNUSUAL = st.characters(min_codepoint=0x80, max_codepoint=0x1FFFF, codec="utf-8") | st.characters(
     min_codepoint=0xE0000, max_codepoint=0xE0FFF
 )
+_COMPATIBLE = [
+    chr(c)
+    for c in range(0x80, 0x20000)
+    if not 0xD800 <= c <= 0xDFFF and any(x.isascii() for x in unicodedata.normalize("NFKC", chr(c)))
+]
+_LOOKALIKES: dict[str, list[str]] = {}
+for _char in _COMPATIBLE:
+    _LOOKALIKES.setdefault(unicodedata.normalize("NFKC", _char), []).append(_char)
+
+
+def _disguised(args: tuple[str, random.Random]) -> str:
+    """A personal example with some characters swapped for compatibility lookalikes."""
+    text, rnd = args
+    return "".join(rnd.choice(_LOOKALIKES.get(c, [c])) if rnd.random() < 0.5 else c for c in text)
+
+
 texts = st.lists(
-    st.one_of(st.sampled_from(_PIECES), st.text(max_size=4), st.text(_UNUSUAL, max_size=3)),
+    st.one_of(
+        st.sampled_from(_PIECES),
+        st.tuples(st.sampled_from(list(PERSONAL)), st.randoms()).map(_disguised),
+        st.text(max_size=4),
+        st.text(_UNUSUAL, max_size=3),
+        st.sampled_from(_COMPATIBLE),
+    ),
     max_size=8,
 ).map("".join)
 
