@@ -14,6 +14,7 @@ attribution. It is idempotent: an event the collector produced comes out unchang
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -136,6 +137,20 @@ def _put(event: Event, name: str, value: str | None) -> None:
         event[name] = value
 
 
+# An IP address as host is personal data (a visitor's own server, a home router): it is
+# replaced by a name that can never resolve (RFC 2606's .invalid), so that the URL still
+# parses as one ("https://[ip]/" would not: brackets hold only IPv6 addresses).
+IP_HOST = "ip.invalid"
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
 def _scrub(raw: str) -> ScrubbedUrl | None:
     raw.encode()  # raises for lone surrogates, which no encoder downstream accepts
     parts = urlsplit(raw.strip())
@@ -148,6 +163,8 @@ def _scrub(raw: str) -> ScrubbedUrl | None:
     ):
         return None
 
+    if _is_ip(host):
+        host = IP_HOST
     netloc = f"[{host}]" if ":" in host else host
     if parts.port is not None and parts.port != _DEFAULT_PORTS[parts.scheme]:
         netloc += f":{parts.port}"

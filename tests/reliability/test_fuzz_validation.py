@@ -260,6 +260,14 @@ CORPUS: dict[str, bytes] = {
     "ga client id user": _raw(user_id="1234567890.1700000000"),
     "ga cookie user": _raw(user_id="GA1.1.1234567890.1700000000"),
     "hidden e-mail user": _raw(user_id="alice\u200b@example.com"),
+    "cgj e-mail event name": _raw(event_name="victim@exa\u034fmple.org"),
+    "mvs ip event id": _raw(event_id="198.51\u180e.100.87"),
+    "tag e-mail user": _raw(user_id="victim@exa\U000e0041mple.org"),
+    "encoded zwsp e-mail transaction": _raw(transaction_id="victim%40exa%E2%80%8Bmple.org"),
+    "fullwidth e-mail user": _raw(user_id="victim\uff20example.org"),
+    "fullwidth ip visitor": _raw(visitor_id="198\uff0e51\uff0e100\uff0e80"),
+    "ideographic stop e-mail session": _raw(session_id="victim@example\u3002org"),
+    "00 phone visitor": _raw(visitor_id="0049 30 12345678"),
     # Free text: accepted, with the personal data redacted and control characters gone.
     "ip in campaign": _raw(utm_campaign="from 203.0.113.9"),
     "user agent in source": _raw(utm_source="Mozilla/5.0 (Windows NT 10.0; Win64; x64)"),
@@ -267,6 +275,16 @@ CORPUS: dict[str, bytes] = {
     "ip in path": _raw(page_url="https://shop.example/ip/192.0.2.1/x"),
     "controls in campaign": _raw(utm_campaign="spring\x1b]8;;https://x.example\x07\u202e"),
     "controls in os": _raw(os="\x00Linux\u200b"),
+    "encoded zwsp e-mail in path": _raw(
+        page_url="https://shop.example/u/victim%40exa%E2%80%8Bmple.org"
+    ),
+    "ip host page": _raw(page_url="https://198.51.100.77/landing"),
+    "ip host referrer": _raw(page_referrer="https://victim:pw@198.51.100.85:8080/x"),
+    "ipv6 host referrer": _raw(page_referrer="http://[2001:db8::78]/from"),
+    "fullwidth ip in campaign": _raw(utm_campaign="from 198\uff0e51\uff0e100\uff0e80"),
+    "fullwidth e-mail in term": _raw(utm_term="victim\uff20example.org"),
+    "00 phone in term": _raw(utm_term="call 0049 30 12345678"),
+    "tag characters in os": _raw(os="Linux\U000e0041\U000e007f"),
 }
 # What the per-event path must make of the personal ones: the named reason, or the field's
 # value as stored. Each is asserted, so the test fails when its rule is removed.
@@ -277,6 +295,9 @@ EXPECTED_REASON = {
         "ip user and newline", "nbsp ip visitor", "ipv6 user", "e-mail session",
         "e-mail event id", "ip transaction", "e-mail event name", "user agent event name",
         "phone visitor", "ga client id user", "ga cookie user", "hidden e-mail user",
+        "cgj e-mail event name", "mvs ip event id", "tag e-mail user",
+        "encoded zwsp e-mail transaction", "fullwidth e-mail user", "fullwidth ip visitor",
+        "ideographic stop e-mail session", "00 phone visitor",
     )
 }  # fmt: skip
 EXPECTED_VALUE = {
@@ -286,6 +307,14 @@ EXPECTED_VALUE = {
     "ip in path": ("page_url", "https://shop.example/ip/[ip]/x"),
     "controls in campaign": ("utm_campaign", "spring]8;;https://x.example"),
     "controls in os": ("os", "Linux"),
+    "encoded zwsp e-mail in path": ("page_url", "https://shop.example/u/[email]"),
+    "ip host page": ("page_url", "https://ip.invalid/landing"),
+    "ip host referrer": ("page_referrer", "https://ip.invalid:8080/x"),
+    "ipv6 host referrer": ("page_referrer", "http://ip.invalid/from"),
+    "fullwidth ip in campaign": ("utm_campaign", "from [ip]"),
+    "fullwidth e-mail in term": ("utm_term", "[email]"),
+    "00 phone in term": ("utm_term", "call [phone]"),
+    "tag characters in os": ("os", "Linux"),
 }
 
 

@@ -386,7 +386,20 @@ def _send_personal_data(run: Run, client: httpx.Client, headers: dict[str, str])
     body = {"name": "page_view", "url": pd.page(), "referrer": pd.referrer()}
     answer = client.post("/api/event", json=body, headers=headers)
     accepted["plainsignal"] += _answered(run, "plainsignal page", answer, (202, 1, []))
-    for name in (f"signup {pd.email}", pd.phone, pd.client_id):
+    # An IP address as the referrer's host (redacted to ip.invalid).
+    body = {"name": "page_view", "url": pd.page(), "referrer": f"http://{pd.ipv4}:8080/from"}
+    answer = client.post("/api/event", json=body, headers=headers)
+    accepted["plainsignal"] += _answered(run, "plainsignal ip referrer", answer, (202, 1, []))
+    # Names hiding it behind an invisible, an encoded invisible or a fullwidth character.
+    hidden = (
+        pd.email.replace("@", "@\u034f"),
+        quote(pd.email.replace("@", "@\u200b")),
+        pd.email.replace("@", "\uff20"),
+        pd.ipv4.replace(".", "\u180e.", 1),
+        pd.ipv4.replace(".", "\uff0e"),
+    )
+    run.sent.add("hidden", *hidden)
+    for name in (f"signup {pd.email}", pd.phone, pd.client_id, *hidden):
         answer = client.post("/api/event", json={"name": name, "url": pd.page()}, headers=headers)
         accepted["plainsignal"] += _answered(
             run, f"plainsignal {name!r}", answer, (400, 0, [refused])
