@@ -27,6 +27,7 @@ RATES = {"EUR": 1.25, "JPY": 0.0078125}  # exact in binary: the sums are exact
 # The longest site id the schema takes (253 characters).
 SITE = "x" * (253 - len(".example")) + ".example"
 PAGE = "https://shop.example/"
+API_SECRET = "extremes-api-secret"
 
 
 def at_most(prefix: str, length: int) -> str:
@@ -70,8 +71,11 @@ def canonical_extremes(route: str, now: datetime) -> list[dict[str, Any]]:
 
 def test_the_extremes_of_every_route_build_and_add_up(kafka_bootstrap: str, tmp_path: Path) -> None:
     config = tmp_path / "sessionflow.toml"
+    # The Measurement Protocol authenticated by the site's api_secret: an authenticated
+    # goal may carry the largest negative value (a correction); an anonymous one, none.
     config.write_text('currency = "USD"\n[currency_rates]\n' + "".join(
-        f"{code} = {rate}\n" for code, rate in RATES.items()))  # fmt: skip
+        f"{code} = {rate}\n" for code, rate in RATES.items())
+        + f'[ga4."{SITE}"]\napi_secret = "{API_SECRET}"\n')  # fmt: skip
     env = collector_env(kafka_bootstrap, tmp_path / "data", free_port(), f"test.{uuid.uuid4().hex[:10]}",
                         SESSIONFLOW_CONFIG=str(config), SESSIONFLOW_COLLECTOR__TRUSTED_PROXIES='["127.0.0.1"]')  # fmt: skip
     env["SESSIONFLOW_SITES"] = json.dumps([SITE])
@@ -87,7 +91,8 @@ def test_the_extremes_of_every_route_build_and_add_up(kafka_bootstrap: str, tmp_
             {"name": at_most("n", 40).replace("-", "_"), "params": {
                 "value": -MAX_VALUE, "page_location": PAGE + "m" * (1000 - len(PAGE))}},
         ]  # fmt: skip
-        answer = httpx.post(f"{collector.url}/mp/collect?{urlencode({'measurement_id': SITE})}",
+        mp_query = urlencode({"measurement_id": SITE, "api_secret": API_SECRET})
+        answer = httpx.post(f"{collector.url}/mp/collect?{mp_query}",
                             json={"client_id": "1.2", "events": mp_events}, timeout=10)  # fmt: skip
         assert answer.status_code == 204, answer.text
         sent += 2
@@ -102,7 +107,8 @@ def test_the_extremes_of_every_route_build_and_add_up(kafka_bootstrap: str, tmp_
         bodies = [
             {"name": "purchase", "url": PAGE + "s" * (2048 - len(PAGE)), "site_id": SITE,
              "value": MAX_VALUE, "currency": "USD"},
-            {"name": at_most("n", 64), "url": PAGE, "site_id": SITE, "value": -MAX_VALUE},
+            # Anonymous: no negative value, so the smallest it takes is 0.
+            {"name": at_most("n", 64), "url": PAGE, "site_id": SITE, "value": 0},
             {"n": "purchase", "u": PAGE, "d": SITE,
              "$": {"amount": str(MAX_VALUE), "currency": "USD"},
              "p": {"transaction_id": at_most("pl", 128)}},
