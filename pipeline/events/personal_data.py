@@ -204,11 +204,7 @@ def personal_data_in(text: str) -> str | None:
     or None."""
     if not _MAYBE_PERSONAL.search(text):
         return None
-    for candidate in _decodings(text):
-        for kind, spans in _KINDS:
-            if spans(candidate):
-                return kind
-    return None
+    return next(filter(None, map(personal_data_in_decoded, _decodings(text))), None)
 
 
 def redact_personal_data(text: str) -> str:

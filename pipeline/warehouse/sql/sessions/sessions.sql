@@ -154,9 +154,10 @@ anonymous_refund_shares AS (
     -- purchase's counted amount: each takes what it claims (its own amount, or the whole
     -- purchase when it sent none) of what the refunds before it (by event_ts, event_id,
     -- over the build's window) left.
-    SELECT event_id, greatest(0, least(claim, cap - (claimed - claim))) AS share
+    SELECT site_id, event_id, greatest(0, least(claim, cap - (claimed - claim))) AS share
     FROM (
         SELECT
+            site_id,
             event_id,
             claim,
             cap,
@@ -196,7 +197,7 @@ refunds AS (
         ) AS refunds
     FROM stg_events AS e
     LEFT JOIN stg_transactions AS t USING (site_id, transaction_id)
-    LEFT JOIN anonymous_refund_shares AS a ON a.event_id = e.event_id
+    LEFT JOIN anonymous_refund_shares AS a USING (site_id, event_id)
     WHERE e.event_name = 'refund'
     GROUP BY e.session_id
 ),
