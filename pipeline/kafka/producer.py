@@ -4,7 +4,7 @@
   in order per partition, even when the producer retries.
 - The message key is ``<site_id>/<visitor_id>``, so every event of one visitor on one site
   lands in one partition and one consumer sees that visitor's whole stream.
-- Validation and privacy before Kafka, as in the collector (DESIGN: data flow): each
+- Validation and privacy before Kafka, as in the collector: each
   event is validated (a back end's window: any past date) and its page URLs scrubbed
   (utm_* kept, other query parameters and e-mails dropped; pipeline.privacy.urls). An
   event that fails raises `Rejected` with its named reason, for example an unknown

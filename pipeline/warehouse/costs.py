@@ -1,6 +1,6 @@
 """`sessionflow costs load FILE`: marketing costs (CSV or Parquet) into `marketing_costs`.
 
-In the spirit of GA4 cost data import. Columns (DESIGN.md, "Marketing costs"):
+In the spirit of GA4 cost data import. Columns:
 
     date          required, YYYY-MM-DD
     site_id       required when more than one site is configured, else defaults to it

@@ -6,8 +6,8 @@ file, so a report can be made while a flow runs. The charts are plotly's, with p
 embedded once in the page: the file opens offline and loads nothing from the network
 (its Content-Security-Policy forbids any fetch; no CDN, no MathJax, no web fonts).
 
-Revenue per session is labelled against the site's own trailing median, in the spirit of
-seed 002's calculator: see `band` and `BANDS_DEFINITION`.
+Revenue per session is labelled Low / Average / Strong against the site's own trailing
+median: see `band` and `BANDS_DEFINITION`.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from pipeline.errors import SessionflowError
 from pipeline.safe_text import for_plotly, for_terminal
 from pipeline.warehouse.query import mart_globs, mart_select
 
-# -- revenue per session bands (seed 002: Low / Average / Strong against the median) ----
+# -- revenue per session bands (Low / Average / Strong against the median) ----
 
 TRAILING_DAYS = 28  # the median is over the site's days D-28 .. D-1 (not D itself)
 MIN_HISTORY_DAYS = 7  # fewer earlier days with sessions than this: no band yet

@@ -89,7 +89,7 @@ EVENTS = [
           utm_campaign="may "),
     event("r7-d", "page_view", f"{D}T13:00:00Z", "r7d", site="ads.example",
           page_url="https://ads.example/", utm_source="newsletter", utm_medium="email"),
-    # 8: a conversion with its own value (seed 004's example), and one without.
+    # 8: a conversion with its own value (GA4's key-event value example), and one without.
     event("r8-a", "conversion", f"{D}T14:00:00Z", "r8a", value=25.0),
     event("r8-b", "conversion", f"{D}T14:00:00Z", "r8b"),
     # 10: a negative purchase (rejected); a purchase of $100 refunded the next day.

@@ -14,7 +14,7 @@ broker's log segments (raw and decompressed), every file of the data dir (raw, P
 rows, every DuckDB table), the Prefect server's state and every log, and finds none of
 the IPs, user agents, client ids, user ids or e-mail addresses sent.
 
-What the product promises (DESIGN.md, Privacy; README, Privacy), and so what is asserted:
+What the product promises (README, Privacy), and so what is asserted:
 - no raw IP, user agent, client id, user id or e-mail in Kafka, Parquet, DuckDB or logs;
 - URL query strings keep only utm_* (an ad click id only as its type); e-mail addresses
   anywhere in a URL or a campaign field are redacted to "[email]";

@@ -19,7 +19,7 @@ ALLOWED: dict[str, set[str]] = {
     "events": set(),
     "privacy": {"events"},
     "sessions": {"events", "privacy"},
-    "kafka": {"events", "privacy"},  # the SDK scrubs as the collector does (DESIGN: data flow)
+    "kafka": {"events", "privacy"},  # the SDK scrubs as the collector does
     "collector": {"events", "privacy", "kafka"},
     # kafka: the consumer's clients connect with kafka/client.py's options, as every client
     "lake": {"events", "privacy", "sessions", "kafka"},

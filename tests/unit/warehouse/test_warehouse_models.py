@@ -54,7 +54,7 @@ GOALS = {"sign_up": 5.0, "download": 1.5}
 GOAL_COUNTING: dict[str, Any] = {"sign_up": "session", "download": "event"}
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 
-# The columns DESIGN.md lists, in its order.
+# The columns each output table promises (docs/tables.md), in their order.
 SIGNALS = {"user_engagement", "engagement"}  # engagement time only, not events
 NOT_IN_MART = {"duration_us", "user_key"}  # recomputed per session, not columns of `sessions`
 DESIGN_COLUMNS = {

@@ -1,5 +1,5 @@
 -- daily_site_summary_this_run: one row per date x site_id that had sessions or costs.
--- cost_per_session is blended, the seed's formula: all the site's costs / all its
+-- cost_per_session is blended: all the site's costs / all its
 -- sessions, costs of campaigns that brought no session included.
 CREATE OR REPLACE TEMP TABLE daily_site_summary_this_run AS
 WITH site_totals AS (
