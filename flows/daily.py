@@ -12,7 +12,7 @@ up to date. One flow writes the warehouse at a time (pipeline.warehouse.lock).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -98,8 +98,8 @@ def build_and_check(day: date, reason: str, config_path: str | None) -> DayOutco
 def daily_aggregation(
     day: date | None = None, config_path: str | None = None, force: bool = False
 ) -> RunReport:
-    """`day` (default: yesterday in the property time zone) unless up to date, the
-    look-back days whose inputs changed, and every day whose costs changed."""
+    """`day` (default: `yesterday`, the latest day every site has finished) unless up to
+    date, the look-back days whose inputs changed, and every day whose costs changed."""
     settings = load_settings(config_path)
     target = day or yesterday(settings)
     with hold_warehouse(settings, f"run daily {target}", get_run_logger().info):
@@ -159,8 +159,12 @@ def run_backfill(
     return result
 
 
-def yesterday(settings: Settings) -> date:
-    return datetime.now(ZoneInfo(settings.timezone)).date() - timedelta(days=1)
+def yesterday(settings: Settings, now: datetime | None = None) -> date:
+    """The latest date that has ended in every site's time zone: a site's day is complete
+    only after its own midnight, so a site west of the others holds the target back."""
+    moment = now or datetime.now(UTC)
+    zones = {settings.site_timezone(site) for site in settings.sites}
+    return min(moment.astimezone(ZoneInfo(zone)).date() for zone in zones) - timedelta(days=1)
 
 
 def _build(states: list[DayState], config_path: str | None) -> list[DayOutcome]:

@@ -525,7 +525,7 @@ def run() -> None:
     "day",
     default=None,
     type=click.DateTime(formats=["%Y-%m-%d"]),
-    help="The target day [default: yesterday, property time zone].",
+    help="The target day [default: yesterday: the latest day ended in every site's zone].",
 )
 @click.option("--force", is_flag=True, help="Rebuild the target day even if up to date.")
 @click.pass_context

@@ -37,6 +37,7 @@ from pydantic import (
 )
 
 from pipeline.errors import ConfigError
+from pipeline.events.codes import currency_codes
 
 CONFIG_ENV = "SESSIONFLOW_CONFIG"
 ENV_PREFIX = "SESSIONFLOW_"
@@ -177,8 +178,27 @@ class ValidationSettings(_Section):
     max_event_value: float = Field(1_000_000.0, gt=0, le=MAX_EVENT_VALUE_LIMIT)
 
 
+def _known_timezone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown IANA time zone {value!r}") from None
+    return value
+
+
+def _iso_currency(value: str) -> str:
+    if not re.fullmatch(r"[A-Z]{3}", value) or value not in currency_codes():
+        raise ValueError(f"expected an ISO 4217 code such as 'USD', got {value!r}")
+    return value
+
+
 class SiteSettings(_Section):
     """A site's own settings: [site."<site id>"], for a site of `sites`."""
+
+    # The site's reporting time zone (its days, as a GA4 property's or a Plausible
+    # site's) and currency (its amounts); unset: the global `timezone` and `currency`.
+    timezone: str | None = None
+    currency: str | None = None
 
     # Whether purchases and refunds from the anonymous routes (/api/event, /g/collect,
     # and /mp/collect for a site without an api_secret) count at all. GA4 shops often
@@ -186,6 +206,9 @@ class SiteSettings(_Section):
     anonymous_purchases: bool = True
     # This site's [validation] max_event_value.
     max_event_value: float | None = Field(None, gt=0, le=MAX_EVENT_VALUE_LIMIT)
+
+    _zone = field_validator("timezone")(_known_timezone)
+    _currency = field_validator("currency")(_iso_currency)
 
 
 class CollectorSettings(_Section):
@@ -333,21 +356,8 @@ class Settings(_Section):
     site: dict[str, SiteSettings] = Field(default_factory=dict)
     privacy: PrivacySettings = Field(default_factory=PrivacySettings)
 
-    @field_validator("timezone")
-    @classmethod
-    def _known_timezone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown IANA time zone {value!r}") from None
-        return value
-
-    @field_validator("currency")
-    @classmethod
-    def _iso_currency(cls, value: str) -> str:
-        if not re.fullmatch(r"[A-Z]{3}", value):
-            raise ValueError(f"expected an ISO 4217 code such as 'USD', got {value!r}")
-        return value
+    _zone = field_validator("timezone")(_known_timezone)
+    _currency = field_validator("currency")(_iso_currency)
 
     @field_validator("sites")
     @classmethod
@@ -413,6 +423,19 @@ class Settings(_Section):
     def site_settings(self, site: str) -> SiteSettings:
         """A site's [site."<id>"] section, or the defaults."""
         return self.site.get(site) or SiteSettings()
+
+    def site_timezone(self, site: str) -> str:
+        """The time zone of `site`'s days: its own, or the global `timezone`."""
+        return self.site_settings(site).timezone or self.timezone
+
+    def site_currency(self, site: str) -> str:
+        """The currency of `site`'s amounts: its own, or the global `currency`."""
+        return self.site_settings(site).currency or self.currency
+
+    def rate_to_reporting(self, currency: str) -> float | None:
+        """Units of the reporting currency per unit of `currency` ([currency_rates]; the
+        reporting currency itself is 1); None when it has no rate."""
+        return 1.0 if currency == self.currency else self.currency_rates.get(currency)
 
     def max_event_value(self, site: str) -> float:
         """The largest value one event of `site` may carry (reporting currency)."""

@@ -3,9 +3,10 @@
     lake/events/event_date=YYYY-MM-DD/<name>.parquet        one row per accepted event
     lake/rejected/rejected_date=YYYY-MM-DD/<name>.parquet   payload (redacted) + reason
 
-`event_date` is the event's date in the property time zone. Every other module asks this
-one for a path, a date's files or the dates a build reads (`BuildWindow`); none spells a
-partition name.
+`event_date` is the event's date in the global `timezone` (the installation's), whatever
+its site's own zone: a site's local day overlaps up to three partitions, and a build
+reads them all (`BuildWindow.zone_days`). Every other module asks this one for a path, a
+date's files or the dates a build reads (`BuildWindow`); none spells a partition name.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ EVENTS = "events"
 REJECTED = "rejected"
 EVENT_PARTITION = "event_date"
 REJECTED_PARTITION = "rejected_date"
+# The partitions on each side a site's day may reach into: UTC-12 to UTC+14 is 26 hours.
+ZONE_DAYS = 2
 
 
 @dataclass(frozen=True)
@@ -34,11 +37,15 @@ class BuildWindow:
       the daily look-back plus the session window before the day (`transaction_days`).
     - touches: the earlier sessions a direct session may take its source from (last
       non-direct attribution over `attribution_days`); none when direct sessions are kept.
+    - zone_days: partitions are dated in the global zone, a site's days in its own; two
+      zones differ by at most 26 hours, so when any site keeps another zone both ranges
+      reach two more partitions on each side.
     """
 
     max_session_days: int = 3
     transaction_days: int = 6
     attribution_days: int = 30
+    zone_days: int = 0
 
     @classmethod
     def from_settings(cls, settings: Settings) -> BuildWindow:
@@ -48,14 +55,17 @@ class BuildWindow:
             max_session_days=flows.max_session_days,
             transaction_days=flows.lookback_days + flows.max_session_days,
             attribution_days=0 if keep_direct else settings.attribution.lookback_days,
+            zone_days=ZONE_DAYS if _other_zones(settings) else 0,
         )
 
     def events(self, day: date) -> list[date]:
-        before = max(self.transaction_days, self.max_session_days)
-        return _days(day, -before, self.max_session_days + 1)
+        before = max(self.transaction_days, self.max_session_days) + self.zone_days
+        return _days(day, -before, self.max_session_days + 1 + self.zone_days)
 
     def touches(self, day: date) -> list[date]:
-        return _days(day, -self.attribution_days, 0) if self.attribution_days else []
+        if not self.attribution_days:
+            return []
+        return _days(day, -self.attribution_days - self.zone_days, self.zone_days)
 
     def dates(self, day: date) -> list[date]:
         """Every event date the build of `day` reads."""
@@ -64,6 +74,11 @@ class BuildWindow:
     def all_dates(self, days: list[date]) -> list[date]:
         """Every event date the builds of `days` read, once each, in order."""
         return sorted({read for day in days for read in self.dates(day)})
+
+
+def _other_zones(settings: Settings) -> bool:
+    """Whether a site keeps another zone than the lake's partitions."""
+    return any(settings.site_timezone(site) != settings.timezone for site in settings.sites)
 
 
 def _days(day: date, first: int, last: int) -> list[date]:

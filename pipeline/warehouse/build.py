@@ -1,7 +1,7 @@
 """The warehouse build (imperative shell): one day's SQL models, stored and published.
 
 1. prepare the connection: settings, the warehouse tables, the config tables the models
-   read (goals, currency_rates);
+   read (goals, currency_rates, site_settings);
 2. run the day's models (pipeline.warehouse.models.DAY_MODELS) into TEMP tables over
    the lake files of the day's window (pipeline.lake.paths.BuildWindow);
 3. in one transaction, replace the day's rows of each output table, then the week's and
@@ -184,7 +184,8 @@ def open_warehouse(settings: Settings) -> Iterator[duckdb.DuckDBPyConnection]:
 
 def prepare_connection(con: duckdb.DuckDBPyConnection, settings: Settings) -> None:
     """Connection settings, the warehouse tables (created when missing) and the config
-    tables the models read: goals(name, value, counting), currency_rates(currency, rate)."""
+    tables the models read: goals(name, value, counting), currency_rates(currency, rate),
+    site_settings(site_id, timezone, currency, rate)."""
     ensure_tables(con)
     register_config_tables(con, settings)
 
@@ -192,6 +193,7 @@ def prepare_connection(con: duckdb.DuckDBPyConnection, settings: Settings) -> No
 def register_config_tables(con: duckdb.DuckDBPyConnection, settings: Settings) -> None:
     con.register("goals", goals_table(settings))
     con.register("currency_rates", currency_rates_table(settings))
+    con.register("site_settings", site_settings_table(settings))
 
 
 def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
@@ -250,6 +252,21 @@ def currency_rates_table(settings: Settings) -> pa.Table:
         {
             "currency": pa.array(codes, pa.string()),
             "rate": pa.array([settings.currency_rates[c] for c in codes], pa.float64()),
+        }
+    )
+
+
+def site_settings_table(settings: Settings) -> pa.Table:
+    """Each site's time zone and currency, and its currency's rate: units of the
+    reporting currency per unit of it (NULL when [currency_rates] has none)."""
+    sites = sorted(settings.sites)
+    currencies = [settings.site_currency(site) for site in sites]
+    return pa.table(
+        {
+            "site_id": pa.array(sites, pa.string()),
+            "timezone": pa.array([settings.site_timezone(site) for site in sites], pa.string()),
+            "currency": pa.array(currencies, pa.string()),
+            "rate": pa.array([settings.rate_to_reporting(c) for c in currencies], pa.float64()),
         }
     )
 

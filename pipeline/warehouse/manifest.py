@@ -9,7 +9,8 @@ built day, `build_manifest` holds the fingerprint of everything that determines 
              events and re-attribution change it.
     costs    the day's marketing_costs rows: how many, their total, the newest load stamp
     config   the settings the build applies: time zone, currency, goals and their
-             counting, currency rates, the build window
+             counting, currency rates, the build window, and each site's own time zone
+             and currency (kept readable, so a stale day names the site that changed)
     models   the SQL models' text
 
 A day is up to date when its recorded fingerprint equals the current one. The row is
@@ -63,7 +64,7 @@ class Fingerprint:
         compared = (
             (self.lake, recorded.lake, LAKE_CHANGED),
             (self.costs, recorded.costs, COSTS_CHANGED),
-            (self.config, recorded.config, CONFIG_CHANGED),
+            (self.config, recorded.config, config_reason(self.config, recorded.config)),
             (self.models, recorded.models, MODELS_CHANGED),
         )
         return [reason for now, then, reason in compared if now != then]
@@ -168,6 +169,32 @@ class _PartitionSummary:
 
 
 def config_fingerprint(settings: Settings) -> str:
+    """The digest of the build's settings, and each site's zone and currency as they are
+    (neither is secret): JSON, compared as text."""
+    sites = {
+        site: {"timezone": settings.site_timezone(site), "currency": settings.site_currency(site)}
+        for site in settings.sites
+    }
+    return json.dumps({"settings": _settings_digest(settings), "sites": sites}, sort_keys=True)
+
+
+def config_reason(now: str, then: str) -> str:
+    """CONFIG_CHANGED, naming the sites whose zone or currency changed (a fingerprint
+    recorded before sites had their own is a bare digest: no names)."""
+    try:
+        before, after = json.loads(then)["sites"], json.loads(now)["sites"]
+    except (ValueError, TypeError, KeyError):
+        return CONFIG_CHANGED
+    changes = []
+    for site in sorted(after):
+        for key, label in (("timezone", "time zone"), ("currency", "currency")):
+            old, new = before.get(site, {}).get(key), after[site][key]
+            if old is not None and old != new:
+                changes.append(f"{site} {label} {old} -> {new}")
+    return f"{CONFIG_CHANGED} ({'; '.join(changes)})" if changes else CONFIG_CHANGED
+
+
+def _settings_digest(settings: Settings) -> str:
     return _digest(
         {
             "timezone": settings.timezone,

@@ -30,6 +30,10 @@ class WarehouseStatus:
             + f", {len(stale)} stale"
         ]
         lines += [f"  stale {state.day}: {state.reason()}" for state in stale]
+        if stale:
+            lines.append(
+                f"  rebuild them: sessionflow backfill --start {stale[0].day} --end {stale[-1].day}"
+            )
         for row in self.costs:
             lines.append(
                 f"costs {row['site_id']}: {row['first_date']}..{row['last_date']} "

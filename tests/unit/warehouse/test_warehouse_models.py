@@ -61,17 +61,19 @@ DESIGN_COLUMNS = {
     "sessions": "session_id site_id visitor_id session_date session_start session_end "
     "duration_s events pageviews engaged bounce entry_page exit_page source medium campaign "
     "channel_group device_category country conversions revenue conversion_value "
-    "engagement_time_s refunds net_revenue",
+    "engagement_time_s refunds net_revenue currency",
     "daily_sessions": "date site_id channel_group source medium campaign device_category "
     "country sessions users engaged_sessions pageviews total_duration_s conversions revenue "
     "conversion_value session_value revenue_per_session engagement_rate bounce_rate "
     "avg_session_duration_s pages_per_session sessions_per_user engagement_time_s "
-    "avg_engagement_time_s refunds net_revenue",
+    "avg_engagement_time_s refunds net_revenue currency",
     "daily_cost_per_session": "date site_id source medium campaign cost sessions "
-    "cost_per_session revenue conversion_value roas cost_per_conversion",
+    "cost_per_session revenue conversion_value roas cost_per_conversion currency",
     "daily_site_summary": "date site_id sessions users pageviews engaged_sessions conversions "
     "revenue conversion_value cost cost_per_session session_value revenue_per_session "
-    "sessions_per_user bounce_rate engagement_time_s avg_engagement_time_s refunds net_revenue",
+    "sessions_per_user bounce_rate engagement_time_s avg_engagement_time_s refunds net_revenue "
+    "currency reporting_currency revenue_reporting conversion_value_reporting cost_reporting "
+    "net_revenue_reporting",
     "weekly_sessions_per_user": "week site_id sessions users sessions_per_user",
     "monthly_sessions_per_user": "month site_id sessions users sessions_per_user",
 }

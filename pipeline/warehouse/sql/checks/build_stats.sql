@@ -7,6 +7,7 @@
 WITH window_sessions AS (
     SELECT
         session_id,
+        site_timezone,
         event_ts,
         min(event_ts) FILTER (WHERE NOT is_engagement_signal)
             OVER (PARTITION BY session_id) AS first_ts
@@ -21,8 +22,8 @@ SELECT
         FROM window_sessions
         WHERE event_ts > first_ts + to_days(CAST($max_session_days AS INTEGER))
             AND (
-                CAST(timezone($timezone, first_ts) AS DATE) = $run_date::DATE
-                OR CAST(timezone($timezone, event_ts) AS DATE) = $run_date::DATE
+                CAST(timezone(site_timezone, first_ts) AS DATE) = $run_date::DATE
+                OR CAST(timezone(site_timezone, event_ts) AS DATE) = $run_date::DATE
             )
     ) AS cut_sessions,
     (

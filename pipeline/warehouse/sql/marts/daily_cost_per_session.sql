@@ -1,5 +1,6 @@
 -- daily_cost_per_session_this_run: cost against sessions at the grain
--- date x site_id x source x medium x campaign.
+-- date x site_id x source x medium x campaign; cost, revenue and conversion value in the
+-- site's currency (`currency`).
 --
 -- A FULL OUTER JOIN: cost with no sessions is a row (sessions 0), and so are sessions
 -- with no cost (cost 0). Both sides carry source, medium and campaign trimmed and in lower
@@ -15,6 +16,7 @@ WITH campaign_totals AS (
         source,
         medium,
         campaign,
+        currency,
         sum(sessions) AS sessions,
         sum(conversions) AS conversions,
         sum(revenue) AS revenue,
@@ -31,6 +33,7 @@ joined AS (
         coalesce(s.medium, c.medium) AS medium,
         -- Not coalesce: a matched NULL campaign must stay NULL on both sides.
         CASE WHEN s.date IS NULL THEN c.campaign ELSE s.campaign END AS campaign,
+        coalesce(s.currency, c.currency) AS currency,
         coalesce(c.cost, 0) AS cost,
         coalesce(s.sessions, 0) AS sessions,
         coalesce(s.conversions, 0) AS conversions,
@@ -57,6 +60,7 @@ SELECT
     CAST(revenue AS DECIMAL(18, 4)) AS revenue,
     CAST(conversion_value AS DECIMAL(18, 4)) AS conversion_value,
     CAST(revenue / nullif(cost, 0) AS DOUBLE) AS roas,
-    CAST(cost / nullif(conversions, 0) AS DOUBLE) AS cost_per_conversion
+    CAST(cost / nullif(conversions, 0) AS DOUBLE) AS cost_per_conversion,
+    currency
 FROM joined
 ORDER BY ALL;

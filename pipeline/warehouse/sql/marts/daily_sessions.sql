@@ -1,6 +1,7 @@
 -- daily_sessions_this_run: the day's sessions at the grain
 -- date x site_id x channel_group x source x medium x campaign x device_category x country.
--- session_totals' measures, then ratios of them (NULL when the denominator is 0).
+-- session_totals' measures, then ratios of them (NULL when the denominator is 0); amounts
+-- in the site's currency (`currency`).
 CREATE OR REPLACE TEMP TABLE daily_sessions_this_run AS
 SELECT
     date,
@@ -29,6 +30,7 @@ SELECT
     CAST(engagement_ms / 1000 AS DOUBLE) AS engagement_time_s,
     CAST(engagement_ms / 1000 / nullif(sessions, 0) AS DOUBLE) AS avg_engagement_time_s,
     CAST(refunds AS DECIMAL(18, 4)) AS refunds,
-    CAST(revenue - refunds AS DECIMAL(18, 4)) AS net_revenue
+    CAST(revenue - refunds AS DECIMAL(18, 4)) AS net_revenue,
+    currency
 FROM session_totals
 ORDER BY ALL;

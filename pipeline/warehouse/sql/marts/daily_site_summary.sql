@@ -1,11 +1,20 @@
 -- daily_site_summary_this_run: one row per date x site_id that had sessions or costs.
 -- cost_per_session is blended: all the site's costs / all its
 -- sessions, costs of campaigns that brought no session included.
+--
+-- Amounts are in the site's currency (`currency`); the *_reporting columns hold them in
+-- the reporting currency (`reporting_currency`, $currency), converted with
+-- [currency_rates], so that sites can be added up: NULL when the site's currency has no
+-- rate (quality_checks flags it).
+--
+-- Parameters: $currency. Reads: session_totals, sessions_this_run, stg_costs,
+-- currency_rates.
 CREATE OR REPLACE TEMP TABLE daily_site_summary_this_run AS
 WITH site_totals AS (
     SELECT
         date,
         site_id,
+        any_value(currency) AS currency,
         sum(sessions) AS sessions,
         sum(pageviews) AS pageviews,
         sum(engaged_sessions) AS engaged_sessions,
@@ -27,7 +36,7 @@ site_users AS (
 ),
 
 cost_totals AS (
-    SELECT date, site_id, sum(cost) AS cost
+    SELECT date, site_id, any_value(currency) AS currency, sum(cost) AS cost
     FROM stg_costs
     GROUP BY ALL
 ),
@@ -36,6 +45,7 @@ joined AS (
     SELECT
         date,
         site_id,
+        coalesce(s.currency, c.currency) AS currency,
         coalesce(s.sessions, 0) AS sessions,
         coalesce(u.users, 0) AS users,
         coalesce(s.pageviews, 0) AS pageviews,
@@ -49,6 +59,16 @@ joined AS (
     FROM site_totals AS s
     LEFT JOIN site_users AS u USING (date, site_id)
     FULL OUTER JOIN cost_totals AS c USING (date, site_id)
+),
+
+rated AS (
+    -- Units of the reporting currency per unit of the site's ($currency itself: 1), as
+    -- a DECIMAL: the reporting currency's own amounts stay exact.
+    SELECT
+        j.*,
+        CAST(CASE WHEN j.currency = $currency THEN 1 ELSE r.rate END AS DECIMAL(18, 8)) AS rate
+    FROM joined AS j
+    LEFT JOIN currency_rates AS r ON r.currency = j.currency
 )
 
 SELECT
@@ -70,6 +90,12 @@ SELECT
     CAST(engagement_ms / 1000 AS DOUBLE) AS engagement_time_s,
     CAST(engagement_ms / 1000 / nullif(sessions, 0) AS DOUBLE) AS avg_engagement_time_s,
     CAST(refunds AS DECIMAL(18, 4)) AS refunds,
-    CAST(revenue - refunds AS DECIMAL(18, 4)) AS net_revenue
-FROM joined
+    CAST(revenue - refunds AS DECIMAL(18, 4)) AS net_revenue,
+    currency,
+    $currency AS reporting_currency,
+    CAST(revenue * rate AS DECIMAL(18, 4)) AS revenue_reporting,
+    CAST(conversion_value * rate AS DECIMAL(18, 4)) AS conversion_value_reporting,
+    CAST(cost * rate AS DECIMAL(18, 4)) AS cost_reporting,
+    CAST((revenue - refunds) * rate AS DECIMAL(18, 4)) AS net_revenue_reporting
+FROM rated
 ORDER BY ALL;

@@ -15,6 +15,7 @@ SELECT
     campaign,
     device_category,
     country,
+    currency,  -- the site's: one per site
     count(*) AS sessions,
     count(DISTINCT visitor_id) AS users,
     count(*) FILTER (WHERE engaged) AS engaged_sessions,

@@ -4,7 +4,8 @@
 -- DOUBLE and NULL when their denominator is 0. BI tools roll up the additive measures,
 -- never the ratios.
 
--- One row per session, on the local date (property time zone) of its first event.
+-- One row per session, on the local date (its site's time zone) of its first event.
+-- Amounts are in the site's currency, `currency`, in every table that has that column.
 CREATE TABLE IF NOT EXISTS sessions (
     session_id VARCHAR NOT NULL,
     site_id VARCHAR NOT NULL,
@@ -30,7 +31,8 @@ CREATE TABLE IF NOT EXISTS sessions (
     conversion_value DECIMAL(18, 4) NOT NULL,
     engagement_time_s DOUBLE NOT NULL,
     refunds DECIMAL(18, 4) NOT NULL,
-    net_revenue DECIMAL(18, 4) NOT NULL
+    net_revenue DECIMAL(18, 4) NOT NULL,
+    currency VARCHAR
 );
 
 -- Internal (not a mart): the user of each session that has one (a user_id, or a stable
@@ -70,7 +72,8 @@ CREATE TABLE IF NOT EXISTS daily_sessions (
     engagement_time_s DOUBLE NOT NULL,
     avg_engagement_time_s DOUBLE,
     refunds DECIMAL(18, 4) NOT NULL,
-    net_revenue DECIMAL(18, 4) NOT NULL
+    net_revenue DECIMAL(18, 4) NOT NULL,
+    currency VARCHAR
 );
 
 -- Grain: date x site_id x source x medium x campaign. Cost with no sessions and sessions
@@ -87,10 +90,13 @@ CREATE TABLE IF NOT EXISTS daily_cost_per_session (
     revenue DECIMAL(18, 4) NOT NULL,
     conversion_value DECIMAL(18, 4) NOT NULL,
     roas DOUBLE,
-    cost_per_conversion DOUBLE
+    cost_per_conversion DOUBLE,
+    currency VARCHAR
 );
 
--- Grain: date x site_id. cost_per_session is blended: all costs / all sessions.
+-- Grain: date x site_id. cost_per_session is blended: all costs / all sessions. The
+-- *_reporting columns: the amounts in `reporting_currency` (the global `currency`), to add
+-- sites up; NULL when the site's currency has no rate.
 CREATE TABLE IF NOT EXISTS daily_site_summary (
     date DATE NOT NULL,
     site_id VARCHAR NOT NULL,
@@ -110,7 +116,13 @@ CREATE TABLE IF NOT EXISTS daily_site_summary (
     engagement_time_s DOUBLE NOT NULL,
     avg_engagement_time_s DOUBLE,
     refunds DECIMAL(18, 4) NOT NULL,
-    net_revenue DECIMAL(18, 4) NOT NULL
+    net_revenue DECIMAL(18, 4) NOT NULL,
+    currency VARCHAR,
+    reporting_currency VARCHAR,
+    revenue_reporting DECIMAL(18, 4),
+    conversion_value_reporting DECIMAL(18, 4),
+    cost_reporting DECIMAL(18, 4),
+    net_revenue_reporting DECIMAL(18, 4)
 );
 
 -- Grain: ISO week x site_id; as monthly_sessions_per_user below.
@@ -152,6 +164,17 @@ UPDATE daily_sessions SET net_revenue = revenue WHERE net_revenue IS NULL;
 ALTER TABLE daily_site_summary ADD COLUMN IF NOT EXISTS refunds DECIMAL(18, 4) DEFAULT 0;
 ALTER TABLE daily_site_summary ADD COLUMN IF NOT EXISTS net_revenue DECIMAL(18, 4);
 UPDATE daily_site_summary SET net_revenue = revenue WHERE net_revenue IS NULL;
+-- Per-site currencies: days built before hold no currency until rebuilt (the changed
+-- models make them stale).
+ALTER TABLE sessions ADD COLUMN IF NOT EXISTS currency VARCHAR;
+ALTER TABLE daily_sessions ADD COLUMN IF NOT EXISTS currency VARCHAR;
+ALTER TABLE daily_cost_per_session ADD COLUMN IF NOT EXISTS currency VARCHAR;
+ALTER TABLE daily_site_summary ADD COLUMN IF NOT EXISTS currency VARCHAR;
+ALTER TABLE daily_site_summary ADD COLUMN IF NOT EXISTS reporting_currency VARCHAR;
+ALTER TABLE daily_site_summary ADD COLUMN IF NOT EXISTS revenue_reporting DECIMAL(18, 4);
+ALTER TABLE daily_site_summary ADD COLUMN IF NOT EXISTS conversion_value_reporting DECIMAL(18, 4);
+ALTER TABLE daily_site_summary ADD COLUMN IF NOT EXISTS cost_reporting DECIMAL(18, 4);
+ALTER TABLE daily_site_summary ADD COLUMN IF NOT EXISTS net_revenue_reporting DECIMAL(18, 4);
 -- session_identity (whether a session had a stable id) became session_users (who its
 -- user is). The days built before keep their users, under the rule of then: the visitor
 -- id of a session with a client session id or a user_id. Then it goes; for a warehouse

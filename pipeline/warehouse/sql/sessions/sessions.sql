@@ -12,11 +12,13 @@
 -- - engagement_time_s: the summed engagement time;
 -- - conversions: purchases, plus goal events counted once per event or once per session
 --   as goals(counting) says;
+-- - amounts are in the site's currency (stg_lake_events.value_site);
 -- - revenue: converted `value` of purchases, gross. A transaction_id counts once per site
 --   over the build's window (stg_transactions): its first purchase carries it; later ones
 --   are neither revenue nor conversions;
 -- - conversion_value: a goal event's own converted `value` when it sent one, else the
---   goal's default; a goal counted once per session takes its first event's;
+--   goal's default (converted from the reporting currency); a goal counted once per
+--   session takes its first event's;
 -- - refunds: the converted `value` of refund events (a refund without one returns its
 --   transaction's whole purchase), on the refund's own session; net_revenue = revenue -
 --   refunds. An anonymous refund returns only the anonymous purchase of the transaction
@@ -53,6 +55,7 @@ own_first_events AS (
         e.site_id,
         e.visitor_id,
         e.session_date,
+        e.site_currency AS currency,
         e.event_ts AS session_start,
         e.source,
         e.medium,
@@ -133,7 +136,7 @@ pages AS (
 ),
 
 counted_purchases AS (
-    SELECT e.session_id, e.value_reporting
+    SELECT e.session_id, e.value_site
     FROM stg_events AS e
     LEFT JOIN stg_transactions AS t USING (site_id, transaction_id)
     WHERE e.event_name = 'purchase'
@@ -144,7 +147,7 @@ purchases AS (
     SELECT
         session_id,
         count(*) AS purchases,
-        sum(value_reporting) AS revenue  -- unconverted amounts are NULL: left out
+        sum(value_site) AS revenue  -- unconverted amounts are NULL: left out
     FROM counted_purchases
     GROUP BY session_id
 ),
@@ -171,7 +174,7 @@ anonymous_refund_shares AS (
                 r.transaction_id,
                 r.event_ts,
                 r.event_id,
-                CASE WHEN r.value IS NULL THEN t.purchase_value ELSE r.value_reporting END
+                CASE WHEN r.value IS NULL THEN t.purchase_value ELSE r.value_site END
                     AS claim,
                 coalesce(t.purchase_value, 0) AS cap
             FROM stg_lake_events AS r
@@ -187,7 +190,7 @@ refunds AS (
         sum(
             CASE
                 WHEN NOT e.is_anonymous
-                    THEN CASE WHEN e.value IS NULL THEN t.purchase_value ELSE e.value_reporting END
+                    THEN CASE WHEN e.value IS NULL THEN t.purchase_value ELSE e.value_site END
                 -- Anyone can send an anonymous refund: it returns only an anonymous
                 -- purchase it names, all of them together at most that purchase's
                 -- amount, never an authenticated one (the transaction's counted
@@ -212,7 +215,13 @@ goal_events AS (
         g.counting,
         e.event_ts,
         e.event_id,
-        CASE WHEN e.value IS NULL THEN g.value ELSE e.value_reporting END AS value
+        CASE
+            WHEN e.value IS NOT NULL THEN e.value_site
+            WHEN e.site_rate = 1 THEN g.value
+            -- goals' values are in the reporting currency: in the site's currency here
+            -- (NULL when it has no rate: flagged by quality_checks, left out).
+            ELSE CAST(g.value / e.site_rate AS DECIMAL(18, 4))
+        END AS value
     FROM stg_events AS e
     INNER JOIN goals AS g ON g.name = e.event_name
     WHERE e.event_name NOT IN ('purchase', 'refund')
@@ -305,6 +314,7 @@ SELECT
     CAST(engagement_ms / 1000 AS DOUBLE) AS engagement_time_s,
     CAST(refunds AS DECIMAL(18, 4)) AS refunds,
     CAST(revenue - refunds AS DECIMAL(18, 4)) AS net_revenue,
+    currency,
     user_key
 FROM classified
 ORDER BY session_id;

@@ -1,11 +1,13 @@
 -- stg_lake_events: every event of the build's window (grain: event), each once, with its
--- amount in the reporting currency. The window (pipeline/lake/paths.py BuildWindow.events)
--- reaches $max_session_days after $run_date, for the tails of the day's sessions, and
--- the daily look-back plus that many days before, to see which sessions had already
--- started and which transactions were already counted.
+-- site's time zone and currency and its amount in the site's currency. The window
+-- (pipeline/lake/paths.py BuildWindow.events) reaches $max_session_days after $run_date,
+-- for the tails of the day's sessions, and the daily look-back plus that many days
+-- before, to see which sessions had already started and which transactions were already
+-- counted (and two more days each side when sites keep other zones than the lake's).
 --
--- Parameters: $lake_files (parquet paths), $currency. Reads: currency_rates(currency,
--- rate): units of $currency per unit of `currency`.
+-- Parameters: $lake_files (parquet paths), $timezone and $currency (the global ones, for
+-- a site no longer in `sites`). Reads: currency_rates(currency, rate): units of $currency
+-- per unit of `currency`; site_settings(site_id, timezone, currency, rate).
 CREATE OR REPLACE TEMP TABLE stg_lake_events AS
 WITH lake AS (
     SELECT *
@@ -35,21 +37,37 @@ unique_events AS (
     ) = 1
 ),
 
-converted AS (
-    -- Same currency, or none given: as is. A currency with a rate: converted. Any other
-    -- currency: NULL here, so it stays out of every sum, and flagged; so is an amount
-    -- beyond DECIMAL(18, 4) (validation bounds values by max_event_value, but a rate
-    -- may have grown since), rather than failing the day's build.
+sited AS (
+    -- The site's zone and currency, and the rates of its currency and of the event's to
+    -- the reporting currency ($currency itself: 1; kept as site_rate, for goal values).
+    -- A site no longer in `sites` keeps the global ones.
     SELECT
         e.*,
-        CASE
-            WHEN e.value IS NULL THEN NULL
-            WHEN e.currency IS NULL OR e.currency = $currency
-                THEN TRY_CAST(e.value AS DECIMAL(18, 4))
-            WHEN r.rate IS NOT NULL THEN TRY_CAST(e.value * r.rate AS DECIMAL(18, 4))
-        END AS value_reporting
+        coalesce(s.timezone, $timezone) AS site_timezone,
+        coalesce(s.currency, $currency) AS site_currency,
+        CASE WHEN s.site_id IS NULL THEN 1.0 ELSE s.rate END AS site_rate,
+        CASE WHEN e.currency = $currency THEN 1.0 ELSE r.rate END AS event_rate
     FROM unique_events AS e
+    LEFT JOIN site_settings AS s USING (site_id)
     LEFT JOIN currency_rates AS r ON r.currency = e.currency
+),
+
+converted AS (
+    -- The site's currency, or none given: as is. Another currency, when both it and the
+    -- site's have a rate: converted through the reporting currency. Otherwise NULL here,
+    -- so it stays out of every sum, and flagged; so is an amount beyond DECIMAL(18, 4)
+    -- (validation bounds values by max_event_value, but a rate may have grown since),
+    -- rather than failing the day's build.
+    SELECT
+        * EXCLUDE (event_rate),
+        CASE
+            WHEN value IS NULL THEN NULL
+            WHEN currency IS NULL OR currency = site_currency
+                THEN TRY_CAST(value AS DECIMAL(18, 4))
+            WHEN event_rate IS NOT NULL AND site_rate IS NOT NULL
+                THEN TRY_CAST(value * event_rate / site_rate AS DECIMAL(18, 4))
+        END AS value_site
+    FROM sited
 )
 
 SELECT
@@ -58,5 +76,5 @@ SELECT
     -- engagement time: they are not events, page views, entry or exit pages, and neither
     -- start nor stretch a session.
     c.event_name IN ('user_engagement', 'engagement') AS is_engagement_signal,
-    c.value IS NOT NULL AND c.value_reporting IS NULL AS unconverted
+    c.value IS NOT NULL AND c.value_site IS NULL AS unconverted
 FROM converted AS c;

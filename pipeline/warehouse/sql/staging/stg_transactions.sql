@@ -11,7 +11,7 @@ SELECT
     site_id,
     transaction_id,
     event_id AS counted_event_id,
-    value_reporting AS purchase_value,
+    value_site AS purchase_value,
     is_anonymous AS purchase_is_anonymous
 FROM stg_lake_events
 WHERE event_name = 'purchase' AND transaction_id IS NOT NULL
