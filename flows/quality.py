@@ -66,15 +66,31 @@ def check_day(settings: Settings, built: DayBuild) -> list[Check]:
             f"transaction in the build's window (they return nothing)",
         )
     )
+    unrated = unrated_sites(settings)
     checks.append(
         Check(
             "amounts in the reporting currency",
-            built.unconverted_values + built.unconverted_costs == 0,
+            built.unconverted_values + built.unconverted_costs == 0 and not unrated,
             f"in a currency without a rate (left out of the sums): event values "
-            f"{built.unconverted_values}, cost rows {built.unconverted_costs}",
+            f"{built.unconverted_values}, cost rows {built.unconverted_costs}"
+            + (
+                f"; sites whose own currency has no rate (no reporting-currency totals): "
+                f"{', '.join(unrated)}"
+                if unrated
+                else ""
+            ),
         )
     )
     return checks
+
+
+def unrated_sites(settings: Settings) -> list[str]:
+    """The sites whose currency [currency_rates] cannot convert to the reporting one."""
+    return sorted(
+        site
+        for site in settings.sites
+        if settings.rate_to_reporting(settings.site_currency(site)) is None
+    )
 
 
 def _freshness(lake_dir: Path) -> Check:

@@ -29,6 +29,7 @@ from typing import Any
 import duckdb
 import plotly.graph_objects as go
 import plotly.io as pio
+import pyarrow as pa
 from plotly.subplots import make_subplots
 
 from pipeline.config import Settings
@@ -191,6 +192,8 @@ class ReportData:
     devices: dict[str, Totals] = field(default_factory=dict)
     countries: dict[str, Totals] = field(default_factory=dict)
     heatmap: dict[tuple[int, int], int] = field(default_factory=dict)  # (isodow, hour)
+    converted: bool = False  # sites of several currencies, converted to the reporting one
+    unrated: list[str] = field(default_factory=list)  # sites left out of money: no rate
     weekly: list[PerUser] = field(default_factory=list)
     monthly: list[PerUser] = field(default_factory=list)
 
@@ -290,6 +293,16 @@ def _read(
     start = start or first
     end = end or last
     scope = f"site {site}" if site else "any site"
+    held_sites = [
+        str(row[0])
+        for row in con.execute(
+            "SELECT DISTINCT site_id FROM daily_site_summary "
+            "WHERE $site IS NULL OR site_id = $site",
+            {"site": site},
+        ).fetchall()
+    ]
+    currency, rates = report_money(settings, held_sites)
+    con.register("report_sites", _report_sites(settings, rates))
     history = _day_rows(con, end, site)
     days = [row for row in history if start <= row.day <= end]
     if not days:
@@ -303,9 +316,11 @@ def _read(
         end=end,
         site=site,
         sites=sorted({row.site for row in days}),
-        currency=settings.currency,
-        timezone=settings.timezone,
+        currency=currency,
+        timezone=_zones_label(settings, sorted({row.site for row in days})),
         days=_with_bands(history, days),
+        converted=len({settings.site_currency(s) for s in held_sites}) > 1,
+        unrated=sorted(s for s, rate in rates.items() if rate is None),
     )
     in_range = "date BETWEEN $start AND $end AND ($site IS NULL OR site_id = $site)"
     if "daily_sessions" in tables:
@@ -314,9 +329,9 @@ def _read(
         data.countries = _split(con, "country", in_range, params)
     if "daily_cost_per_session" in tables:
         rows = con.execute(
-            "SELECT site_id, source, medium, campaign, sum(sessions), sum(revenue), "
-            "sum(conversion_value), sum(cost) FROM daily_cost_per_session "
-            f"WHERE {in_range} GROUP BY ALL ORDER BY ALL",
+            "SELECT site_id, source, medium, campaign, sum(sessions), sum(revenue * rate), "
+            "sum(conversion_value * rate), sum(cost * rate) FROM daily_cost_per_session "
+            f"LEFT JOIN report_sites USING (site_id) WHERE {in_range} GROUP BY ALL ORDER BY ALL",
             params,
         ).fetchall()
         data.campaigns = [
@@ -324,11 +339,13 @@ def _read(
             for s, src, med, camp, n, rev, cv, cost in rows
         ]
     if "sessions" in tables:
+        # Each session's local weekday and hour in its own site's zone.
         rows = con.execute(
-            "SELECT isodow(timezone($tz, session_start)), hour(timezone($tz, session_start)), "
-            "count(*) FROM sessions WHERE session_date BETWEEN $start AND $end "
+            "SELECT isodow(timezone(zone, session_start)), hour(timezone(zone, session_start)), "
+            "count(*) FROM sessions LEFT JOIN report_sites USING (site_id) "
+            "WHERE session_date BETWEEN $start AND $end "
             "AND ($site IS NULL OR site_id = $site) GROUP BY ALL",
-            {**params, "tz": settings.timezone},
+            params,
         ).fetchall()
         data.heatmap = {(int(dow), int(hour)): int(n) for dow, hour, n in rows}
     for table, key, fmt, target in (
@@ -354,8 +371,9 @@ def _read(
 def _day_rows(con: duckdb.DuckDBPyConnection, end: date, site: str | None) -> list[DayRow]:
     """Every day up to `end` (earlier ones are the trailing median's history)."""
     rows = con.execute(
-        "SELECT date, site_id, sessions, revenue, conversion_value, cost, session_value, "
-        "revenue_per_session, cost_per_session FROM daily_site_summary "
+        "SELECT date, site_id, sessions, revenue * rate, conversion_value * rate, cost * rate, "
+        "session_value * rate, revenue_per_session * rate, cost_per_session * rate "
+        "FROM daily_site_summary LEFT JOIN report_sites USING (site_id) "
         "WHERE date <= $end AND ($site IS NULL OR site_id = $site) ORDER BY site_id, date",
         {"end": end, "site": site},
     ).fetchall()
@@ -363,6 +381,36 @@ def _day_rows(con: duckdb.DuckDBPyConnection, end: date, site: str | None) -> li
         DayRow(d, s, int(n or 0), _f(rev), _f(cv), _f(cost), _opt(sv), _opt(rps), _opt(cps))
         for d, s, n, rev, cv, cost, sv, rps, cps in rows
     ]
+
+
+def report_money(settings: Settings, sites: list[str]) -> tuple[str, dict[str, float | None]]:
+    """The currency of the report's amounts and each site's rate into it: the sites' own
+    currency when they all keep one, else the reporting currency (`currency`), each
+    site's amounts converted with [currency_rates] (None: its currency has no rate)."""
+    currencies = {settings.site_currency(site) for site in sites}
+    if len(currencies) == 1:
+        return currencies.pop(), dict.fromkeys(sites, 1.0)
+    return settings.currency, {
+        site: settings.rate_to_reporting(settings.site_currency(site)) for site in sites
+    }
+
+
+def _report_sites(settings: Settings, rates: dict[str, float | None]) -> pa.Table:
+    """report_sites(site_id, zone, rate): each site's time zone and its rate into the
+    report's currency (NULL: none, its amounts are left out)."""
+    sites = sorted(rates)
+    return pa.table(
+        {
+            "site_id": pa.array(sites, pa.string()),
+            "zone": pa.array([settings.site_timezone(site) for site in sites], pa.string()),
+            "rate": pa.array([rates[site] for site in sites], pa.float64()),
+        }
+    )
+
+
+def _zones_label(settings: Settings, sites: list[str]) -> str:
+    zones = {settings.site_timezone(site) for site in sites}
+    return zones.pop() if len(zones) == 1 else "each site's own time zone"
 
 
 def _with_bands(history: list[DayRow], days: list[DayRow]) -> list[DayRow]:
@@ -384,9 +432,9 @@ def _split(
     """daily_sessions summed by `column` (one of this module's constants)."""
     assert column in {"channel_group", "device_category", "country"}
     rows = con.execute(
-        f"SELECT coalesce({column}, '(not set)'), sum(sessions), sum(revenue), "
-        f"sum(conversion_value) FROM daily_sessions WHERE {where} GROUP BY 1 "
-        "ORDER BY 2 DESC, 1",
+        f"SELECT coalesce({column}, '(not set)'), sum(sessions), sum(revenue * rate), "
+        "sum(conversion_value * rate) FROM daily_sessions LEFT JOIN report_sites "
+        f"USING (site_id) WHERE {where} GROUP BY 1 ORDER BY 2 DESC, 1",
         params,
     ).fetchall()
     return {str(k): Totals(int(n or 0), _f(rev), _f(cv)) for k, n, rev, cv in rows}
@@ -698,7 +746,7 @@ def _heatmap_chart(data: ReportData) -> Chart:
         "chart-heatmap",
         "Sessions by hour of day and day of week",
         f"Sessions by the local hour and ISO weekday of their start (session_start in the "
-        f"sessions mart, in the property time zone {data.timezone}).",
+        f"sessions mart, in {data.timezone}).",
         fig,
     )
 
@@ -816,13 +864,23 @@ def render_html(data: ReportData) -> str:
         f"<title>{_e(title)}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n"
         f"<header><h1>sessionflow report</h1>"
         f'<p class="meta">{data.start} to {data.end} · {scope} · amounts in '
-        f"{_e(data.currency)} · dates in {_e(data.timezone)} · from the published marts"
+        f"{_e(data.currency)}{_e(_conversion_note(data))} · dates in {_e(data.timezone)} · "
+        "from the published marts"
         "</p></header>\n<main>\n"
         f"{_summary(data)}\n{''.join(parts)}\n{_band_table(data)}\n</main>\n"
         "<footer>Made by <code>sessionflow report</code> from the same Parquet marts "
         "<code>sessionflow query</code> reads. Charts by plotly.js, embedded: this file "
         "loads nothing from the network.</footer>\n</body>\n</html>\n"
     )
+
+
+def _conversion_note(data: ReportData) -> str:
+    if not data.converted:
+        return ""
+    note = " (each site's amounts converted from its own currency with [currency_rates]"
+    if data.unrated:
+        note += f"; no rate for the currency of {', '.join(data.unrated)}: left out"
+    return note + ")"
 
 
 def _summary(data: ReportData) -> str:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import subprocess
 from collections import Counter, defaultdict
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -76,21 +76,24 @@ def lake_events() -> list[dict[str, Any]]:
     events = []
     for site in ZONES:
         for visitor, instants, purchase in visits():
+            who: dict[str, Any] = {
+                "site_id": site,
+                "visitor_id": visitor,
+                "user_id": f"u-{visitor}",
+            }
             for n, instant in enumerate(instants):
                 events.append(
                     {"event_id": f"{visitor}-{n}", "event_name": "page_view",
-                     "event_ts": instant.isoformat(), "site_id": site,
-                     "visitor_id": visitor, "user_id": f"u-{visitor}"}  # fmt: skip
-                )
+                     "event_ts": instant.isoformat(), **who}
+                )  # fmt: skip
             if purchase is not None:
                 amount, currency = purchase
                 events.append(
                     {"event_id": f"{visitor}-buy", "event_name": "purchase",
-                     "event_ts": (instants[0] + timedelta(minutes=1)).isoformat(),
-                     "site_id": site, "visitor_id": visitor, "user_id": f"u-{visitor}",
+                     "event_ts": (instants[0] + timedelta(minutes=1)).isoformat(), **who,
                      "value": float(amount), "currency": currency,
-                     "transaction_id": f"T-{visitor}"}  # fmt: skip
-                )
+                     "transaction_id": f"T-{visitor}"}
+                )  # fmt: skip
     return events
 
 
