@@ -189,6 +189,9 @@ def sessionization_drift(layout: LakeLayout, current: SessionRules) -> str | Non
 def _rules_json(rules: SessionRules) -> bytes:
     fields = dataclasses.asdict(rules)
     fields.pop("retention_micros")  # memory bound only: it changes no session
+    if not fields["site_timezones"]:
+        # As files written before sites had their own zones record it: not at all.
+        fields.pop("site_timezones")
     return json.dumps(fields, sort_keys=True).encode()
 
 

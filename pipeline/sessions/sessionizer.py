@@ -82,6 +82,9 @@ class SessionRules:
     lateness_micros: int = 10 * MICROS_PER_MINUTE
     timezone: str = "UTC"
     split_at_midnight: bool = False
+    # (site, zone) for each site whose days are in another zone than `timezone`
+    # ([site."<id>"] timezone): split_at_midnight splits at the site's own midnight.
+    site_timezones: tuple[tuple[str, str], ...] = ()
     split_on_campaign_change: bool = False
     # How long an idle visitor's state is held after its session timed out, so that late
     # events can still join it. Bounds memory.
@@ -95,6 +98,11 @@ class SessionRules:
             lateness_micros=rules.allowed_lateness_minutes * MICROS_PER_MINUTE,
             timezone=settings.timezone,
             split_at_midnight=rules.split_at_midnight,
+            site_timezones=tuple(
+                (site, settings.site_timezone(site))
+                for site in settings.sites
+                if rules.split_at_midnight and settings.site_timezone(site) != settings.timezone
+            ),
             split_on_campaign_change=rules.split_on_campaign_change,
             retention_micros=rules.state_retention_minutes * MICROS_PER_MINUTE,
         )
@@ -121,6 +129,7 @@ class Sessionizer:
     def __init__(self, rules: SessionRules) -> None:
         self.rules = rules
         self._zone = ZoneInfo(rules.timezone)
+        self._site_zones = {site: ZoneInfo(zone) for site, zone in rules.site_timezones}
         self._pending: list[pa.Table] = []
         self._open = OpenSessionStore()  # columnar; a Mapping of OpenSession
         self._open_client: dict[tuple[str, str], OpenClientSession] = {}
@@ -287,7 +296,7 @@ class Sessionizer:
         """Each event's session id, in sorted order; updates the held state."""
         store, count = self._open, len(rows.order)
         days = (
-            local_days(rows.stamps, self._zone) if self.rules.split_at_midnight
+            self._local_days(ready, rows) if self.rules.split_at_midnight
             else np.zeros(count, np.int32)
         )  # fmt: skip
         campaigns = (
@@ -421,6 +430,18 @@ class Sessionizer:
             slots[changed][is_held], values.select(is_held), keys[changed][~is_held],
             values.select(~is_held),
         )  # fmt: skip
+
+    def _local_days(self, ready: pa.Table, rows: _SortedRows) -> npt.NDArray[np.int32]:
+        """Each sorted event's local date in its site's time zone."""
+        days = local_days(rows.stamps, self._zone)
+        if not self._site_zones:
+            return days
+        sites = ready["site_id"].take(pa.array(rows.order)).to_numpy(zero_copy_only=False)
+        for site, zone in self._site_zones.items():
+            own = sites == site
+            if own.any():
+                days[own] = local_days(rows.stamps[own], zone)
+        return days
 
     def _row_by_row(
         self,

@@ -122,3 +122,39 @@ def test_cli_reports_config_error_on_one_line(tmp_path: Path) -> None:
     lines = result.output.strip().splitlines()
     assert len(lines) == 1
     assert "sessionization.timeout_minutes" in lines[0]
+
+
+SITES = 'sites = ["a.example", "b.example"]\n'
+
+
+@pytest.mark.parametrize(
+    ("section", "key"),
+    [
+        ('timezone = "Mars/Olympus_Mons"\n', "site.b.example.timezone"),
+        ('timezone = "UTC+2"\n', "site.b.example.timezone"),
+        ('currency = "EURO"\n', "site.b.example.currency"),
+        ('currency = "ZZZ"\n', "site.b.example.currency"),  # three letters, not ISO 4217
+        ('currency = "eur"\n', "site.b.example.currency"),
+    ],
+)
+def test_a_sites_bad_zone_or_currency_names_its_key(tmp_path: Path, section: str, key: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(write(tmp_path, f'{SITES}[site."b.example"]\n{section}'), environ={})
+    message = str(caught.value)
+    assert f"{key}:" in message
+    assert "\n" not in message
+
+
+def test_a_site_keeps_its_own_zone_and_currency_and_the_others_the_global_ones(
+    tmp_path: Path,
+) -> None:
+    path = write(
+        tmp_path,
+        f'{SITES}timezone = "Europe/Berlin"\ncurrency = "EUR"\n[currency_rates]\nJPY = 0.006\n'
+        '[site."b.example"]\ntimezone = "Asia/Tokyo"\ncurrency = "JPY"\n',
+    )
+    settings = load_settings(path, environ={})
+    assert [settings.site_timezone(s) for s in settings.sites] == ["Europe/Berlin", "Asia/Tokyo"]
+    assert [settings.site_currency(s) for s in settings.sites] == ["EUR", "JPY"]
+    assert (settings.rate_to_reporting("EUR"), settings.rate_to_reporting("JPY")) == (1.0, 0.006)
+    assert settings.rate_to_reporting("USD") is None

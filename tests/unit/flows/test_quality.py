@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from flows.quality import Check, check_day
-from pipeline.config import Settings
+from pipeline.config import Settings, SiteSettings
 from pipeline.safe_text import MAX_LISTED
 from pipeline.warehouse.build import build_day
 from tests.unit.warehouse.test_warehouse_models import (
@@ -77,6 +77,16 @@ def test_a_site_without_costs_is_not_asked_for_cost_rows(tmp_path: Path) -> None
     checks = checks_for(settings, [])
     assert checks["paid sessions without a cost row"].ok
     assert checks["share of cost matched to sessions"].ok
+
+
+def test_a_site_whose_currency_has_no_rate_is_flagged(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path / "data", site={"blog.example": SiteSettings(currency="GBP")})
+    import_events(settings, [event("a", "page_view", T0, "v1")], tmp_path / "events.jsonl")
+    check = checks_for(settings, [])["amounts in the reporting currency"]
+    assert not check.ok
+    assert check.detail.endswith(
+        "sites whose own currency has no rate (no reporting-currency totals): blog.example"
+    )
 
 
 def test_a_check_lists_at_most_ten_campaigns_from_the_warehouse(tmp_path: Path) -> None:

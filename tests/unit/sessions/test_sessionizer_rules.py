@@ -282,6 +282,33 @@ def test_split_at_midnight_uses_the_property_time_zone() -> None:
     assert local_midnight["a"] != local_midnight["b"]
 
 
+def test_split_at_midnight_uses_each_sites_own_time_zone() -> None:
+    # tokyo.example keeps Asia/Tokyo (UTC+9); shop.example the property's UTC.
+    zoned = SessionRules(split_at_midnight=True, site_timezones=(("tokyo.example", "Asia/Tokyo"),))
+    pairs = [
+        (-10, 10),  # 23:50 and 00:10 UTC: 08:50 and 09:10 in Tokyo
+        (15 * 60 - 10, 15 * 60 + 10),  # 14:50 and 15:10 UTC: 23:50 and 00:10 in Tokyo
+    ]
+    events = [
+        event(f"{site}-{n}-{half}", minute, site=site, visitor=f"v{n}")
+        for site in ("shop.example", "tokyo.example")
+        for n, pair in enumerate(pairs)
+        for half, minute in zip("ab", pair, strict=True)
+    ]
+    ids = sessionize(events, zoned)
+    split = {
+        (site, n): ids[f"{site}-{n}-a"] != ids[f"{site}-{n}-b"]
+        for site in ("shop.example", "tokyo.example")
+        for n in range(len(pairs))
+    }
+    assert split == {
+        ("shop.example", 0): True,
+        ("shop.example", 1): False,
+        ("tokyo.example", 0): False,
+        ("tokyo.example", 1): True,
+    }
+
+
 def test_split_at_midnight_with_a_half_hour_offset_zone() -> None:
     kolkata = rules(split_at_midnight=True, timezone="Asia/Kolkata")  # UTC+5:30
     # 18:20 and 18:40 UTC the day before are 23:50 and 00:10 in Kolkata.
