@@ -1,6 +1,8 @@
 """Daily random salts for cookie-free visitor ids, shared by every collector instance.
 
-- One file per day (property time zone) in a directory that all collectors share. The
+- One file per day (the global `timezone`, for every site: a site with its own zone
+  still gets a new salt at the installation's midnight, as Plausible rotates all its
+  sites' salts together) in a directory that all collectors share. The
   first instance to need a day's salt creates it atomically (write + hard link), so
   concurrent instances agree on one salt without a lock service.
 - The previous day's salt stays available only for `keep_previous` after midnight, so
