@@ -1,6 +1,7 @@
 """The SQL models: the DAG of `.sql` files under sql/, and how a statement is run.
 
-    sql/staging/   stg_lake_events, stg_events,   the lake's and the costs' rows, cleaned
+    sql/staging/   stg_site_currencies,           each site's currency factors; the lake's
+                   stg_lake_events, stg_events,   and the costs' rows, cleaned
                    stg_transactions, stg_touches,
                    stg_costs
     sql/sessions/  sessions, session_users        one row per session
@@ -35,6 +36,7 @@ SETUP_MODELS = (
 # One day's models, each a TEMP table built from the ones before it (dbt-snowplow-web
 # style: events -> sessions -> daily tables).
 DAY_MODELS = (
+    "staging/stg_site_currencies",
     "staging/stg_lake_events",
     "staging/stg_events",
     "staging/stg_transactions",

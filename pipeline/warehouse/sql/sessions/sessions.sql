@@ -217,10 +217,10 @@ goal_events AS (
         e.event_id,
         CASE
             WHEN e.value IS NOT NULL THEN e.value_site
-            WHEN e.site_rate = 1 THEN g.value
+            WHEN e.goal_factor = 1 THEN g.value
             -- goals' values are in the reporting currency: in the site's currency here
-            -- (NULL when it has no rate: flagged by quality_checks, left out).
-            ELSE CAST(g.value / e.site_rate AS DECIMAL(18, 4))
+            -- (NULL when it has no rate: the check on site currencies flags it).
+            ELSE CAST(g.value * e.goal_factor AS DECIMAL(18, 4))
         END AS value
     FROM stg_events AS e
     INNER JOIN goals AS g ON g.name = e.event_name

@@ -6,8 +6,8 @@
 -- counted (and two more days each side when sites keep other zones than the lake's).
 --
 -- Parameters: $lake_files (parquet paths), $timezone and $currency (the global ones, for
--- a site no longer in `sites`). Reads: currency_rates(currency, rate): units of $currency
--- per unit of `currency`; site_settings(site_id, timezone, currency, rate).
+-- a site no longer in `sites`). Reads: site_settings(site_id, timezone, currency),
+-- stg_site_currencies.
 CREATE OR REPLACE TEMP TABLE stg_lake_events AS
 WITH lake AS (
     SELECT *
@@ -38,36 +38,34 @@ unique_events AS (
 ),
 
 sited AS (
-    -- The site's zone and currency, and the rates of its currency and of the event's to
-    -- the reporting currency ($currency itself: 1; kept as site_rate, for goal values).
-    -- A site no longer in `sites` keeps the global ones.
+    -- A site no longer in `sites` keeps the global zone and currency.
     SELECT
         e.*,
         coalesce(s.timezone, $timezone) AS site_timezone,
-        coalesce(s.currency, $currency) AS site_currency,
-        CASE WHEN s.site_id IS NULL THEN 1.0 ELSE s.rate END AS site_rate,
-        CASE WHEN e.currency = $currency THEN 1.0 ELSE r.rate END AS event_rate
+        coalesce(s.currency, $currency) AS site_currency
     FROM unique_events AS e
     LEFT JOIN site_settings AS s USING (site_id)
-    LEFT JOIN currency_rates AS r ON r.currency = e.currency
 ),
 
 converted AS (
-    -- The site's currency, or none given: as is. Another currency, when both it and the
-    -- site's have a rate: converted through the reporting currency. Otherwise NULL here,
-    -- so it stays out of every sum, and flagged; so is an amount beyond DECIMAL(18, 4)
-    -- (validation bounds values by max_event_value, but a rate may have grown since),
-    -- rather than failing the day's build.
+    -- The site's currency, or none given: as is. Another currency: converted into the
+    -- site's (stg_site_currencies). Without a factor (a currency or a site's currency
+    -- without a rate): NULL here, so it stays out of every sum, and flagged; so is an
+    -- amount beyond DECIMAL(18, 4) (validation bounds values by max_event_value, but a
+    -- rate may have grown since), rather than failing the day's build.
     SELECT
-        * EXCLUDE (event_rate),
+        e.*,
         CASE
-            WHEN value IS NULL THEN NULL
-            WHEN currency IS NULL OR currency = site_currency
-                THEN TRY_CAST(value AS DECIMAL(18, 4))
-            WHEN event_rate IS NOT NULL AND site_rate IS NOT NULL
-                THEN TRY_CAST(value * event_rate / site_rate AS DECIMAL(18, 4))
-        END AS value_site
-    FROM sited
+            WHEN e.value IS NULL THEN NULL
+            WHEN e.currency IS NULL OR e.currency = e.site_currency
+                THEN TRY_CAST(e.value AS DECIMAL(18, 4))
+            ELSE TRY_CAST(e.value * f.factor AS DECIMAL(18, 4))
+        END AS value_site,
+        -- Units of the site's currency per unit of the reporting one, for goal values.
+        CASE WHEN e.site_currency = $currency THEN 1.0 ELSE g.factor END AS goal_factor
+    FROM sited AS e
+    LEFT JOIN stg_site_currencies AS f ON f.site_id = e.site_id AND f.currency = e.currency
+    LEFT JOIN stg_site_currencies AS g ON g.site_id = e.site_id AND g.currency = $currency
 )
 
 SELECT
