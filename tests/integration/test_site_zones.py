@@ -12,7 +12,6 @@ instants: never by the code under test.
 from __future__ import annotations
 
 import json
-import subprocess
 from collections import Counter, defaultdict
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -21,6 +20,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from tests.conftest import clean_env, run_cli
+from tests.integration.test_incremental import ok, query
 
 ZONES = {"la.example": "America/Los_Angeles", "sh.example": "Asia/Shanghai"}
 CURRENCIES = {"la.example": "USD", "sh.example": "CNY"}
@@ -111,16 +111,6 @@ def expected_days(site: str) -> dict[str, dict[str, Any]]:
     return dict(days)
 
 
-def ok(result: subprocess.CompletedProcess[str], *codes: int) -> str:
-    assert result.returncode in (codes or (0,)), result.stdout + result.stderr
-    return result.stdout
-
-
-def query(env: dict[str, str], sql: str) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = json.loads(ok(run_cli(env, "query", "--format", "json", sql)))
-    return rows
-
-
 def test_each_site_counts_its_own_local_days_and_currency_across_a_dst_change(
     tmp_path: Path,
 ) -> None:
@@ -178,20 +168,17 @@ def test_each_site_counts_its_own_local_days_and_currency_across_a_dst_change(
     assert (sh["2026-11-01"]["revenue"], sh["2026-11-01"]["revenue_reporting"]) == (160.0, 20.0)
 
     # Months and ISO weeks are the site's own: Oct 31 in Los Angeles is Nov 1 in UTC.
-    per_month = query(
-        env,
-        "SELECT site_id, month, sessions FROM monthly_sessions_per_user ORDER BY site_id, month",
-    )
-    months: Counter[tuple[str, str]] = Counter()
-    weeks: Counter[tuple[str, str]] = Counter()
+    periods: Counter[tuple[str, str]] = Counter()
     for site in ZONES:
         for day, figures in expected_days(site).items():
-            local = date.fromisoformat(day)
-            months[(site, day[:7])] += figures["sessions"]
-            weeks[(site, local.strftime("%G-W%V"))] += figures["sessions"]
-    assert {(r["site_id"], r["month"]): r["sessions"] for r in per_month} == dict(months)
-    per_week = query(env, "SELECT site_id, week, sessions FROM weekly_sessions_per_user")
-    assert {(r["site_id"], r["week"]): r["sessions"] for r in per_week} == dict(weeks)
+            periods[(site, day[:7])] += figures["sessions"]
+            periods[(site, date.fromisoformat(day).strftime("%G-W%V"))] += figures["sessions"]
+    per_period = query(
+        env,
+        "SELECT site_id, month AS period, sessions FROM monthly_sessions_per_user UNION ALL "
+        "SELECT site_id, week, sessions FROM weekly_sessions_per_user",
+    )
+    assert {(r["site_id"], r["period"]): r["sessions"] for r in per_period} == dict(periods)
 
     # Another zone for one site: every built day is stale, naming the site and the change.
     config.write_text(CONFIG.replace("Asia/Shanghai", "Asia/Tokyo"))

@@ -5,10 +5,11 @@ the browser tests are tests/integration/test_report_chromium.py."""
 
 from __future__ import annotations
 
+import html
 import re
 import statistics
 from collections import Counter
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -17,7 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.config import Settings
+from pipeline.config import Settings, SiteSettings
 from pipeline.errors import SessionflowError
 from pipeline.warehouse.query import run_query
 from pipeline.warehouse.report import (
@@ -26,6 +27,8 @@ from pipeline.warehouse.report import (
     NO_BAND,
     STRONG,
     band,
+    read_marts,
+    render_html,
     trailing_median,
     write_report,
 )
@@ -132,6 +135,58 @@ def test_bands_against_hand_written_marts(tmp_path: Path) -> None:
     (median,) = traces(figures["chart-bands"], measure="median", site="shop.example")
     assert median["y"] == [2.0] * 5  # earlier days of the range join the window: all 2.00
     assert page.count("no rows in ") >= 4  # channels, campaigns, devices, heatmap, per user
+
+
+def test_sites_of_two_zones_and_currencies_in_one_report(tmp_path: Path) -> None:
+    """Each session's hour in its own site's zone; amounts of sites that keep different
+    currencies added up in the reporting one."""
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        sites=["a.example", "b.example"],
+        site={"b.example": SiteSettings(timezone="Asia/Tokyo", currency="JPY")},
+        currency_rates={"JPY": 0.0078125},  # 1/128: exact in binary
+    )
+    marts, day = settings.marts_dir, date(2026, 1, 1)  # a Thursday: ISO weekday 4
+    summary = marts / "daily_site_summary" / f"date={day}" / "data.parquet"
+    summary.parent.mkdir(parents=True)
+    pq.write_table(
+        pa.table(
+            {
+                "site_id": ["a.example", "b.example"],
+                "sessions": pa.array([10, 20], pa.int64()),
+                "revenue": [100.0, 12_800.0],  # 12,800 JPY = 100 USD
+                "conversion_value": [0.0, 0.0],
+                "cost": [0.0, 0.0],
+                "cost_per_session": [None, None],
+                "session_value": [10.0, 640.0],
+                "revenue_per_session": [10.0, 640.0],
+            }
+        ),
+        summary,
+    )
+    sessions = marts / "sessions" / f"date={day}" / "data.parquet"
+    sessions.parent.mkdir(parents=True)
+    start = datetime(2026, 1, 1, 3, 0, tzinfo=UTC)  # 03:00 UTC is 12:00 in Tokyo
+    pq.write_table(
+        pa.table(
+            {
+                "session_date": [day, day],
+                "site_id": ["a.example", "b.example"],
+                "session_start": pa.array([start, start], pa.timestamp("us", tz="UTC")),
+            }
+        ),
+        sessions,
+    )
+
+    data = read_marts(settings, None, None, None)
+
+    assert data.heatmap == {(4, 3): 1, (4, 12): 1}
+    assert (data.currency, data.converted) == ("USD", True)
+    assert (data.site_totals("b.example").revenue, data.totals.revenue) == (100.0, 200.0)
+    assert "amounts in USD (each site's amounts converted" in html.unescape(render_html(data))
+    alone = read_marts(settings, None, None, "b.example")
+    assert (alone.currency, alone.converted, alone.totals.revenue) == ("JPY", False, 12_800.0)
+    assert alone.timezone == "Asia/Tokyo"
 
 
 BAND_ROW = re.compile(
