@@ -227,8 +227,11 @@ class Sessionizer:
                 f"{_READABLE_SNAPSHOTS}"
             )
         pending = state["pending"]
+        rules = state["rules"]
+        # JSON has lists for the pairs; a snapshot older than site zones has none.
+        zones = tuple((site, zone) for site, zone in rules.pop("site_timezones", ()))
         return cls.from_parts(
-            SessionRules(**state["rules"]),
+            SessionRules(**rules, site_timezones=zones),
             None if pending is None else _table_from_ipc_text(pending),
             [
                 (

@@ -124,8 +124,11 @@ class Fingerprinter:
         return changed
 
     def has_data(self, day: date) -> bool:
-        """Whether `day` has events in the lake or costs: worth building."""
-        return day in self._costs or bool(self.layout.files_on(day))
+        """Whether `day` has events in the lake (in a partition a site's `day` overlaps)
+        or costs: worth building."""
+        reach = range(-self.window.zone_days, self.window.zone_days + 1)
+        dates = [day + timedelta(days=shift) for shift in reach]
+        return day in self._costs or any(self.layout.files_on(read) for read in dates)
 
     def _summary(self, paths: tuple[Path, ...]) -> tuple[str, str]:
         return paths[0].parent.name, json.dumps(vars(self._partition(paths)), sort_keys=True)
