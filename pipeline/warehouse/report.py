@@ -91,7 +91,8 @@ REQUIRED_TABLE = "daily_site_summary"
 
 
 def band(value: float | None, median: float | None) -> str:
-    """Seed 002's label for one day's revenue per session against its trailing median."""
+    """The Low / Average / Strong label (docs/metrics.md) of one day's revenue per session
+    against its trailing median."""
     if value is None or median is None:
         return NO_BAND
     if value < LOW_BELOW * median:

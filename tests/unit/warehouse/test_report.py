@@ -165,8 +165,9 @@ def number(value: Any) -> float | None:
 
 
 def expected_bands(settings: Settings, site: str | None) -> dict[tuple[str, str], str]:
-    """Seed 002's labels recomputed from `sessionflow query`'s rows: each day against the
-    median of its site's previous 28 days (7 at least, days with sessions)."""
+    """The Low / Average / Strong labels (docs/metrics.md) recomputed from `sessionflow
+    query`'s rows: each day against the median of its site's previous 28 days (7 at least,
+    days with sessions)."""
     rows = query_rows(
         settings,
         "SELECT site_id, date, sessions, revenue_per_session FROM daily_site_summary",
