@@ -82,8 +82,8 @@ _WIDTH: Final = 100  # the longest line, tables aside
 # check is a finding.
 _RANDOM_COSTS: Final = "expected now and then: a small campaign's random traffic can miss a day"
 EXPECTED_FLAGS: Final = {
-    "amounts in the reporting currency": "expected: an earlier run's purchases in a currency "
-    "without a rate",
+    "amounts in the reporting currency": "expected: older purchases in another currency; "
+    "[currency_rates] converts them",
     "costs without sessions": _RANDOM_COSTS,
     "share of cost matched to sessions": _RANDOM_COSTS,
 }
