@@ -276,6 +276,11 @@ _MEAN_EVENTS_PER_SESSION: Final = sum(s.weight * _expected_events(s) for s in _S
 _HOST: Final = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?(?::\d{1,5})?")
 
 
+def second_currency(currency: str) -> str:
+    """The currency some generated purchases are paid in besides `currency`."""
+    return "EUR" if currency != "EUR" else "USD"
+
+
 @dataclass(frozen=True)
 class GeneratorConfig:
     days: int
@@ -284,6 +289,9 @@ class GeneratorConfig:
     events_per_day: int = 5000
     sites: tuple[str, ...] = ("shop.example",)
     currency: str = "USD"
+    # A share of purchases paid in `second_currency(currency)`, to exercise the rates; off
+    # for traffic meant for a config without that rate (the demo's on embedded defaults).
+    other_currency_purchases: bool = True
 
     def __post_init__(self) -> None:
         # ConfigError: the CLI reports it as one line naming the bad setting.
@@ -502,7 +510,7 @@ class _Traffic:
         self.duplicates = 0
         self.late = 0
         self._seq = itertools.count()  # tie-breaker: equal times keep insertion order
-        self._other_currency = "EUR" if config.currency != "EUR" else "USD"
+        self._other_currency = second_currency(config.currency)
         self._site_cum = _cum(_site_shares(config.sites))
         self._pools: dict[str, list[_Visitor]] = {site: [] for site in config.sites}
         self._returns: list[tuple[int, int, _Visitor]] = []  # (earliest start, seq, visitor)
@@ -664,7 +672,7 @@ class _Traffic:
     def _purchase(self, url: str) -> str:
         median, sigma, low, high = _PURCHASE_VALUE
         value = min(max(self.rng.lognormvariate(math.log(median), sigma), low), high)
-        other = self.rng.random() < _P_OTHER_CURRENCY
+        other = self.rng.random() < _P_OTHER_CURRENCY and self.config.other_currency_purchases
         currency = self._other_currency if other else self.config.currency
         transaction_id = f"{self._txn_prefix}-{next(self._txn_count):07d}"
         return (

@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import html
+import math
 import os
 import re
 import statistics
@@ -57,6 +58,8 @@ BANDS_DEFINITION = (
 
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 TOP_COUNTRIES = 15
+DAILY_TICKS = 8  # at most this many date ticks on a daily axis
+DAY_MS = 86_400_000  # plotly's dtick on a date axis is in milliseconds
 SITE_COLOURS = ("#1f77b4", "#9467bd", "#17becf", "#8c564b", "#e377c2", "#bcbd22", "#7f7f7f")
 # plotly's own options: no logo link, no cloud, nothing that reaches out.
 PLOTLY_CONFIG = {"displaylogo": False, "responsive": True, "showSendToCloud": False}
@@ -89,7 +92,8 @@ REQUIRED_TABLE = "daily_site_summary"
 
 
 def band(value: float | None, median: float | None) -> str:
-    """Seed 002's label for one day's revenue per session against its trailing median."""
+    """The Low / Average / Strong label (docs/metrics.md) of one day's revenue per session
+    against its trailing median."""
     if value is None or median is None:
         return NO_BAND
     if value < LOW_BELOW * median:
@@ -497,6 +501,7 @@ def _daily_trends(data: ReportData) -> Chart:
                 col=i % 2 + 1,
             )
     _layout(fig, 620)
+    _daily_axes(fig, data)
     return Chart(
         "chart-daily-trends",
         "Daily trends",
@@ -576,6 +581,7 @@ def _bands_chart(data: ReportData) -> Chart:
             )  # fmt: skip
             legend_done.add(label)
     _layout(fig, 260 + 220 * len(data.sites))
+    _daily_axes(fig, data)
     return Chart(
         "chart-bands",
         "Revenue per session: Low / Average / Strong",
@@ -796,6 +802,21 @@ def _layout(fig: go.Figure, height: int) -> None:
         margin={"l": 60, "r": 30, "t": 50, "b": 50},
         legend={"orientation": "h", "y": -0.12},
         hoverlabel={"namelength": -1},
+    )
+
+
+def _daily_axes(fig: go.Figure, data: ReportData) -> None:
+    """Whole days on every x axis: plotly's automatic ticks on a few days fall at 00:00
+    and 12:00, so ticks are placed from the first day, a whole number of days apart
+    (at most `DAILY_TICKS` of them), and say the date only."""
+    step_days = max(1, math.ceil(((data.end - data.start).days + 1) / DAILY_TICKS))
+    fig.update_xaxes(
+        type="date",
+        tickmode="linear",
+        tick0=data.start.isoformat(),
+        dtick=step_days * DAY_MS,
+        tickformat="%Y-%m-%d",
+        hoverformat="%Y-%m-%d",
     )
 
 

@@ -9,9 +9,13 @@ from datetime import date
 from pathlib import Path
 
 from pipeline.config import Settings
+from pipeline.dev.demo import EXPECTED_FLAGS
 from tests.conftest import run_cli, settings_env
 
 _NUMBER = r"([\d,]+)"
+CURRENCY_CHECK = "amounts in the reporting currency"
+# What random traffic can flag: a small campaign's cost row with no session that day.
+RANDOM_COST_CHECKS = {"costs without sessions", "share of cost matched to sessions"}
 
 
 def _number(text: str) -> int:
@@ -54,6 +58,22 @@ def test_demo_runs_twice_and_adds_exactly_its_own_traffic(
             assert re.search(rf"^\s+{day}  built: ", out, re.MULTILINE), out
         assert re.search(rf"^\s+{today}  rebuilt: costs changed$", out, re.MULTILINE), out
         assert re.search(rf"^\s+{days[0]}, {days[1]}  up to date: not rebuilt$", out, re.M)
+
+        # 1: embedded defaults have no [currency_rates]: every purchase in the currency.
+        assert re.search(
+            r"^\s+purchases in USD only \(set \[currency_rates\] EUR for some in EUR too\)$",
+            out, re.M,
+        ), out  # fmt: skip
+        # 8: the quality checks pass, or each flagged one says why the demo expects it;
+        # never the currency check (no purchase needs a rate it lacks).
+        checks = re.search(r"^\s+quality checks after each build: (.*)$", out, re.M)
+        assert checks is not None, out
+        flagged = re.findall(r"^\s{19}(\S[^:(]*?)(?: \([\d, -]+\))?: ", out, re.M)
+        if not checks[1].startswith("all "):
+            assert flagged and set(flagged) <= RANDOM_COST_CHECKS, out
+            for name in flagged:
+                assert f"    ({EXPECTED_FLAGS[name]})" in out, out
+        assert CURRENCY_CHECK not in out
 
         # 9: the daily site summary, a row per day and the total.
         for label in [*map(str, days), "total"]:

@@ -1,4 +1,5 @@
-"""The seed examples end to end through `import`, `costs load`, `backfill` and `query`,
+"""docs/metrics.md's worked examples (cost per session 8,000 / 10,000 = 0.80, session value
+(500 + 200) / 100 = 7.00) end to end through `import`, `costs load`, `backfill` and `query`,
 plus resumption and idempotence of the Prefect flows (temporary Prefect server)."""
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ def page_view(n: int, visitor: str, ts: str) -> dict[str, object]:
             "site_id": "shop.example", "visitor_id": visitor}  # fmt: skip
 
 
-def seed_events() -> list[dict[str, object]]:
+def metrics_example_events() -> list[dict[str, object]]:
     # 2026-11-01: 10,000 single-page sessions. 2026-11-02: 100 sessions carrying $500 of
     # purchases and 40 sign-ups worth $5 each.
     events = [
@@ -32,14 +33,14 @@ def seed_events() -> list[dict[str, object]]:
     return events
 
 
-def test_seed_examples_resumption_and_idempotence(tmp_path: Path) -> None:
+def test_metrics_examples_resumption_and_idempotence(tmp_path: Path) -> None:
     env = clean_env(
         SESSIONFLOW_DATA_DIR=str(tmp_path / "data"),
         SESSIONFLOW_GOALS__SIGN_UP="5.0",
         PREFECT_HOME=str(tmp_path / "prefect"),
     )
-    events = tmp_path / "seed.jsonl"
-    events.write_text("\n".join(json.dumps(e) for e in seed_events()) + "\n")
+    events = tmp_path / "events.jsonl"
+    events.write_text("\n".join(json.dumps(e) for e in metrics_example_events()) + "\n")
     costs = tmp_path / "costs.csv"
     costs.write_text(
         "date,source,medium,campaign,cost,currency\n2026-11-01,google,cpc,brand,8000,USD\n"

@@ -11,6 +11,7 @@ import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +20,10 @@ import pyarrow.parquet as pq
 import pytest
 from playwright.sync_api import Browser, Dialog, Page, Route, ViewportSize, sync_playwright
 
+from pipeline.config import Settings
 from pipeline.warehouse.report import content_security_policy, write_report
 from tests.integration.test_tracker_chromium import CHROME, CHROMIUM_ARGS
-from tests.unit.warehouse.report_support import build_marts, plotted
+from tests.unit.warehouse.report_support import LAST, build_marts, plotted
 
 SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "report.png"
 VIEWPORT: ViewportSize = {"width": 1200, "height": 900}
@@ -56,9 +58,13 @@ COLOURS = """async png => {
 
 
 @pytest.fixture(scope="module")
-def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    settings = build_marts(tmp_path_factory.mktemp("report"))
-    return write_report(settings).path
+def marts(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    return build_marts(tmp_path_factory.mktemp("report"))
+
+
+@pytest.fixture(scope="module")
+def report(marts: Settings) -> Path:
+    return write_report(marts).path
 
 
 @pytest.fixture(scope="module")
@@ -115,6 +121,28 @@ def test_every_chart_draws_and_the_page_is_not_blank(report: Path, browser: Brow
     assert [href[:22] for href in heatmap["images"]] == ["data:image/png;base64,"]
     assert distinct > 100, f"the screenshot looks blank: {distinct} colours"
     SCREENSHOT.write_bytes(png)
+
+
+DAILY_CHARTS = ["chart-daily-trends", "chart-bands"]
+TICK_LABELS = """ids => ids.flatMap(id => Array.from(
+  document.querySelectorAll('#' + id + ' .xtick text'), text => text.textContent))"""
+
+
+@pytest.mark.parametrize("days", [10, 2])
+def test_the_daily_axes_show_dates_only(
+    marts: Settings, browser: Browser, tmp_path: Path, days: int
+) -> None:
+    """The tick labels Chromium draws on the daily charts' x axes: dates, never a time
+    (plotly's automatic ticks on a few days say 12:00), each a day of the report."""
+    start = LAST - timedelta(days=days - 1)
+    path = write_report(marts, tmp_path / "report.html", start, LAST).path
+    errors: list[str] = []
+    with drawn_page(browser, path, errors) as page:
+        labels: list[str] = page.evaluate(TICK_LABELS, DAILY_CHARTS)
+    assert errors == []
+    in_range = {str(start + timedelta(days=n)) for n in range(days)}
+    assert labels and all(label in in_range for label in labels), labels
+    assert not any(":" in label for label in labels), labels
 
 
 @dataclass

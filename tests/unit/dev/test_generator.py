@@ -8,7 +8,7 @@ import json
 import re
 from collections import Counter, defaultdict
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -366,6 +366,21 @@ def test_several_sites_and_another_currency(tmp_path: Path) -> None:
         costs = list(csv.DictReader(f))
     assert {r["site_id"] for r in costs} == {"shop.example", "blog.example"}
     assert {r["currency"] for r in costs} == {"EUR"}
+
+
+def test_purchases_in_one_currency_when_asked(tmp_path: Path) -> None:
+    """The demo's traffic on a config without the second currency's rate: every purchase
+    is in `currency`; the same seed otherwise pays some in EUR."""
+    base = GeneratorConfig(days=2, start=date(2026, 11, 1), seed=3, events_per_day=3000)
+    currencies: dict[bool, Counter[str]] = {}
+    for mixed in (True, False):
+        config = replace(base, other_currency_purchases=mixed)
+        files = write_dataset(config, tmp_path / str(mixed))
+        events = [json.loads(line) for line in files.events_path.read_text("utf-8").splitlines()]
+        currencies[mixed] = Counter(e["currency"] for e in events if e["event_name"] == "purchase")
+    assert currencies[True]["EUR"] > 0
+    assert set(currencies[False]) == {"USD"}
+    assert currencies[False].total() == currencies[True].total()
 
 
 @pytest.mark.parametrize(

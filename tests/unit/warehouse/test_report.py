@@ -45,6 +45,9 @@ from tests.unit.warehouse.report_support import (
     traces,
 )
 
+DAY_MS = 86_400_000  # plotly's dtick on a date axis is in milliseconds
+ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+DAILY_CHARTS = ("chart-daily-trends", "chart-bands")
 CHARTS = {
     "chart-daily-trends", "chart-bands", "chart-channels", "chart-campaigns",
     "chart-devices-countries", "chart-heatmap", "chart-sessions-per-user",
@@ -217,8 +220,9 @@ def number(value: Any) -> float | None:
 
 
 def expected_bands(settings: Settings, site: str | None) -> dict[tuple[str, str], str]:
-    """Seed 002's labels recomputed from `sessionflow query`'s rows: each day against the
-    median of its site's previous 28 days (7 at least, days with sessions)."""
+    """The Low / Average / Strong labels (docs/metrics.md) recomputed from `sessionflow
+    query`'s rows: each day against the median of its site's previous 28 days (7 at least,
+    days with sessions)."""
     rows = query_rows(
         settings,
         "SELECT site_id, date, sessions, revenue_per_session FROM daily_site_summary",
@@ -256,6 +260,8 @@ def test_the_cli_report_embeds_the_marts_numbers(built: Settings) -> None:
     page = out.read_text()
     figures = plotted(page)
     assert set(figures) == CHARTS
+    # 10 days: a tick every 2 days (at most 8 ticks), from the first day.
+    assert_daily_axes(figures, first=START, step_days=2)
 
     # Daily trends: every site's every day, as daily_site_summary holds them.
     summary = query_rows(built, "SELECT * FROM daily_site_summary ORDER BY site_id, date")
@@ -348,6 +354,22 @@ def test_the_cli_report_embeds_the_marts_numbers(built: Settings) -> None:
     assert len(traces(figures["chart-sessions-per-user"], site="shop.example")) == 2
 
 
+def assert_daily_axes(figures: dict[str, dict[str, Any]], first: date, step_days: int) -> None:
+    """Every x axis of the daily charts is a date axis whose ticks fall on whole days from
+    `first`, `step_days` apart, and say the date only; every x value is a date."""
+    for chart in DAILY_CHARTS:
+        layout = figures[chart]["layout"]
+        axes = [value for key, value in layout.items() if re.fullmatch(r"xaxis\d*", key)]
+        assert axes, chart
+        for axis in axes:
+            assert axis["type"] == "date", (chart, axis)
+            assert (axis["tickmode"], axis["tick0"]) == ("linear", str(first)), (chart, axis)
+            assert axis["dtick"] == step_days * DAY_MS, (chart, axis)
+            assert axis["tickformat"] == axis["hoverformat"] == "%Y-%m-%d", (chart, axis)
+        for trace in figures[chart]["data"]:
+            assert all(ISO_DATE.fullmatch(x) for x in trace["x"]), (chart, trace["x"])
+
+
 def test_site_start_and_end_choose_what_the_report_shows(built: Settings, tmp_path: Path) -> None:
     start, end = START + timedelta(days=7), LAST - timedelta(days=1)
     out = tmp_path / "blog" / "report.html"
@@ -379,6 +401,7 @@ def test_site_start_and_end_choose_what_the_report_shows(built: Settings, tmp_pa
     )
     (sessions,) = traces(figures["chart-daily-trends"], measure="sessions", site="blog.example")
     assert sessions["x"] == [str(start), str(end)]
+    assert_daily_axes(figures, first=start, step_days=1)  # 2 days: plotly's own ticks say 12:00
     assert sessions["y"] == [row["sessions"] for row in summary]
     # The days before --start still count for the median: same bands as the full report.
     full = expected_bands(built, "blog.example")

@@ -57,7 +57,7 @@ T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 # The columns each output table promises (docs/tables.md), in their order.
 SIGNALS = {"user_engagement", "engagement"}  # engagement time only, not events
 NOT_IN_MART = {"duration_us", "user_key"}  # recomputed per session, not columns of `sessions`
-DESIGN_COLUMNS = {
+DOCUMENTED_COLUMNS = {
     "sessions": "session_id site_id visitor_id session_date session_start session_end "
     "duration_s events pageviews engaged bounce entry_page exit_page source medium campaign "
     "channel_group device_category country conversions revenue conversion_value "
@@ -1072,5 +1072,5 @@ def test_models_have_exactly_the_designed_columns_and_the_warehouse_types(
     store_day(run.con, {"run_date": DAY})
     for output in OUTPUTS:
         stage, table = run.con.table(output.stage), run.con.table(output.table)
-        assert stage.columns == DESIGN_COLUMNS[output.table].split(), output.table
+        assert stage.columns == DOCUMENTED_COLUMNS[output.table].split(), output.table
         assert stage.types == table.types, output.table
