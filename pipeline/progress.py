@@ -137,7 +137,8 @@ class _Silent:
 
 
 class _Lines:
-    """`import: 400,000 / 1,000,000 lines (40%), 13,300/s, ETA 45 s`, a line at a time."""
+    """`import: 400,000 / 1,000,000 lines (40%), 13,300 lines/s, ETA 45 s`, a line at a
+    time; the last one says the true total, how fast and how long."""
 
     def __init__(
         self, out: TextIO, command: str, total: int | None, unit: str, estimated: bool
@@ -152,14 +153,17 @@ class _Lines:
     def show(self, done: int, elapsed: float) -> None:
         rate = done / elapsed if elapsed > 0 else 0.0
         if self.total is None:
-            self._say(f"{done:,} {self.unit}, {rate:,.0f}/s")
+            self._say(f"{done:,} {self.unit}, {_rate(rate, self.unit)}")
             return
-        percent = min(99, done * 100 // max(1, self.total))  # 100% is said at the end
+        percent = done * 100 // max(1, self.total)
+        if self.about:  # an estimate: 100% is said at the end, with the true count
+            percent = min(99, percent)
         left = (
             f", ETA {_duration((self.total - done) / rate)}" if rate and done < self.total else ""
         )
         self._say(
-            f"{done:,} / {self.about}{self.total:,} {self.unit} ({percent}%), {rate:,.0f}/s{left}"
+            f"{done:,} / {self.about}{self.total:,} {self.unit} ({percent}%), "
+            f"{_rate(rate, self.unit)}{left}"
         )
 
     def stage(self, description: str, done: int, elapsed: float) -> None:
@@ -174,7 +178,7 @@ class _Lines:
             self._counted(done, elapsed)
 
     def _counted(self, done: int, elapsed: float) -> None:
-        rate = f", {done / elapsed:,.0f}/s" if elapsed > 0 else ""
+        rate = f", {_rate(done / elapsed, self.unit)}" if elapsed > 0 else ""
         total = f" / {done:,} {self.unit} (100%)" if self.total is not None else f" {self.unit}"
         self._say(f"{done:,}{total}{rate}, in {_duration(elapsed)}")
 
@@ -199,19 +203,22 @@ class _Bar:
             # stdout is the command's output: it may be a pipe, and is never drawn on.
             redirect_stdout=False,
         )
-        self.task = self.bar.add_task(command, total=total, stage=None)
+        self.task = self.bar.add_task(command, total=total, stage=None, rate=None)
 
     def show(self, done: int, elapsed: float) -> None:
-        self.bar.update(self.task, completed=done)
+        # The rate since the start, as the plain lines say it: rich's own estimate needs
+        # two updates in its window, which a short run does not give it.
+        self.bar.update(self.task, completed=done, rate=done / elapsed if elapsed > 0 else None)
 
     def stage(self, description: str, done: int, elapsed: float) -> None:
         self.finish(done, elapsed)
-        self.task = self.bar.add_task(self.command, total=None, stage=description)
+        self.task = self.bar.add_task(self.command, total=None, stage=description, rate=None)
 
     def finish(self, done: int, elapsed: float) -> None:
         if self.bar.tasks[-1].fields["stage"] is None:
             # The true count, where the total was an estimate too.
-            self.bar.update(self.task, total=done, completed=done)
+            self.show(done, elapsed)
+            self.bar.update(self.task, total=done)
         else:
             self.bar.update(self.task, total=1, completed=1)
         self.bar.refresh()
@@ -228,15 +235,16 @@ class _Figures(ProgressColumn):
         if task.fields["stage"] is not None:
             seconds = task.finished_time or task.elapsed or 0.0
             return Text(f"{task.fields['stage']}  {_duration(seconds)}")
-        speed = task.finished_speed or task.speed
+        speed = task.fields["rate"]
         total = f"/{task.total:,.0f}" if task.total is not None else ""
-        rate = f"{speed:,.0f}" if speed else "--"
+        rate = _rate(speed, self.unit) if speed else f"-- {self.unit}/s"
         if task.finished:
             when = f"done in {_duration(task.finished_time or 0.0)}"
+        elif speed and task.total is not None:
+            when = f"ETA {_duration(task.remaining / speed)}" if task.remaining else ""
         else:
-            left = task.time_remaining
-            when = f"ETA {_duration(left)}" if left is not None else "ETA --"
-        return Text(f"{task.completed:,.0f}{total} {self.unit}  {rate} {self.unit}/s  {when}")
+            when = "ETA --" if task.total is not None else ""
+        return Text(f"{task.completed:,.0f}{total} {self.unit}  {rate}  {when}")
 
 
 @contextmanager
@@ -258,6 +266,13 @@ def _logs_above(console: Console) -> Iterator[None]:
         for handler in moved:
             handler.setStream(stderr)
         proxy.flush()
+
+
+def _rate(per_second: float, unit: str) -> str:
+    """13,300 lines/s; a slow unit (days) per minute, where per second would read 0."""
+    if per_second >= 1:
+        return f"{per_second:,.0f} {unit}/s"
+    return f"{per_second * 60:,.1f} {unit}/min"
 
 
 def _duration(seconds: float) -> str:
