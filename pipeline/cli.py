@@ -366,14 +366,14 @@ def produce(
     from pipeline.dev.synthetic import produce_synthetic
     from pipeline.kafka.produce import produce_file
     from pipeline.kafka.topics import ensure_topics
-    from pipeline.progress import count_lines, progress
+    from pipeline.progress import lines_in, progress
 
     settings = _settings(ctx)
     if synthetic == (path is not None):
         raise click.UsageError("give exactly one of --synthetic or --file F")
     ensure_topics(settings.kafka)
     if path is not None:
-        with progress("produce", count_lines(Path(path)), "lines", quiet=_quiet(ctx)) as meter:
+        with progress("produce", lines_in(Path(path)), "lines", quiet=_quiet(ctx)) as meter:
             report = produce_file(settings, Path(path), click.echo, meter.advance)
     else:
         with progress("produce", None, "events", quiet=_quiet(ctx)) as meter:
@@ -488,14 +488,11 @@ def _records_in(path: Path) -> tuple[int | None, str]:
     footer says), a JSON Lines file's lines (one quick read). None where the file cannot
     be read that way: import itself then says why, in its words."""
     from pipeline.lake.importer import parquet_rows
-    from pipeline.progress import count_lines
+    from pipeline.progress import lines_in
 
     if path.suffix == ".parquet":
         return (parquet_rows(path) if path.is_file() else None), "rows"
-    try:
-        return (count_lines(path) if path.is_file() else None), "lines"
-    except OSError:
-        return None, "lines"
+    return lines_in(path), "lines"
 
 
 @cli.command()

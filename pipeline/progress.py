@@ -113,15 +113,21 @@ def plain_interval() -> float:
     return seconds
 
 
-def count_lines(path: Path) -> int:
+def lines_in(path: Path) -> int | None:
     """The lines of a file as `readline` splits them (a last line without its newline
-    counts too), read 1 MB at a time: a fraction of a second per 100 MB."""
+    counts too), read 1 MB at a time: a fraction of a second per 100 MB. None for what is
+    not a regular file (a FIFO, /dev/zero) or cannot be read: the command says why."""
+    if not path.is_file():
+        return None
     lines = 0
     last = b"\n"
-    with path.open("rb") as handle:
-        while chunk := handle.read(1 << 20):
-            lines += chunk.count(b"\n")
-            last = chunk[-1:]
+    try:
+        with path.open("rb") as handle:
+            while chunk := handle.read(1 << 20):
+                lines += chunk.count(b"\n")
+                last = chunk[-1:]
+    except OSError:
+        return None
     return lines + (last != b"\n")
 
 
