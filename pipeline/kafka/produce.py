@@ -17,6 +17,8 @@ from pipeline.kafka.producer import EventProducer
 
 Say = Callable[[str], None]
 Progress = Callable[[int], None]  # so many more lines (events) handled
+# Events told to `progress` at a time: a call per event would cost more than the display.
+PROGRESS_EVERY = 1_000
 
 
 def _unheard(count: int) -> None:
@@ -47,7 +49,8 @@ def produce_events(
     progress: Progress = _unheard,
 ) -> ProduceReport:
     """(line number, event or JSON line) pairs into Kafka, validated and their URLs
-    scrubbed by the SDK; bad ones are listed. `progress` hears of each one handled."""
+    scrubbed by the SDK; bad ones are listed. `progress` hears of them as they are
+    handled, PROGRESS_EVERY at a time."""
     window = history_window(settings.validation)
     report = ProduceReport()
     rules = SiteRules.from_settings(settings)
@@ -61,7 +64,9 @@ def produce_events(
                 report.rejected += 1
                 if report.rejected <= MAX_LISTED_REJECTS:
                     say(f"line {line_number}: {rejected.line()}")
-            progress(1)
+            if (report.produced + report.rejected) % PROGRESS_EVERY == 0:
+                progress(PROGRESS_EVERY)
+        progress((report.produced + report.rejected) % PROGRESS_EVERY)
     if report.rejected > MAX_LISTED_REJECTS:
         say(f"... and {report.rejected - MAX_LISTED_REJECTS} more rejected lines")
     return report

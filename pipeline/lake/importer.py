@@ -34,6 +34,8 @@ from pipeline.sessions.sessionizer import Sessionizer, SessionRules
 _FOREVER_MICROS = 2**62
 
 Progress = Callable[[int], None]  # so many more records read
+# Lines told to `progress` at a time: a call per line would cost more than the display.
+PROGRESS_EVERY = 1_000
 
 
 def _nothing() -> None:
@@ -60,9 +62,10 @@ class ImportReport:
 def import_file(
     settings: Settings, path: Path, progress: Progress, reading_done: Callable[[], None] = _nothing
 ) -> ImportReport:
-    """Import `path`; `progress` hears of every record read (a line, blank ones too, or a
-    Parquet row), and `reading_done` when the file is read and the rest (de-duplicating,
-    sessionizing, writing: about a third of the time) begins."""
+    """Import `path`; `progress` hears of the records read (lines, blank ones too, a
+    thousand at a time; Parquet rows, a batch at a time), and `reading_done` when the
+    file is read and the rest (de-duplicating, sessionizing, writing: about a third of
+    the time) begins."""
     rules = SessionRules.from_settings(settings)
     lake = Lake(settings.lake_dir, settings.timezone, rules)
     window = history_window(settings.validation)
@@ -116,13 +119,16 @@ def _accepted_records(
             yield from _parquet_records(path, now, window, rules, progress)
             return
         with path.open("rb") as handle:
+            number = 0
             for number, line in _bounded_lines(handle):
-                progress(1)
+                if number % PROGRESS_EVERY == 0:
+                    progress(PROGRESS_EVERY)
                 source = f"line {number}"
                 if line is None:
                     yield RejectedPayload(Reason.BODY_TOO_LARGE, _TOO_LONG, "", source)
                 elif line.strip():
                     yield accept_json(line, source, now=now, window=window, rules=rules)
+            progress(number % PROGRESS_EVERY)
     except OSError as exc:
         raise SessionflowError(f"cannot read {path}: {exc.strerror or exc}") from None
 
