@@ -67,6 +67,9 @@ class Meter:
     def elapsed(self) -> float:
         return time.monotonic() - self.started
 
+    def finish(self) -> None:
+        self._display.finish(self.done, self.elapsed())
+
 
 @contextmanager
 def progress(
@@ -76,12 +79,11 @@ def progress(
     *,
     quiet: bool = False,
     estimated: bool = False,
-    stream: TextIO | None = None,
 ) -> Iterator[Meter]:
     """A meter for `command`'s work of `total` `unit` (None: not known ahead; `estimated`:
     about that many, the true count shown at the end). When the work ends without an
     error, the display ends with the final count; `quiet` shows nothing."""
-    out = stream or sys.stderr
+    out = sys.stderr
     if quiet:
         yield Meter(_Silent(), float("inf"))
         return
@@ -89,13 +91,13 @@ def progress(
     if not console.is_terminal or console.is_dumb_terminal:
         meter = Meter(_Lines(out, command, total, unit, estimated), plain_interval())
         yield meter
-        meter._display.finish(meter.done, meter.elapsed())
+        meter.finish()
         return
     bar = _Bar(console, command, total, unit)
     with bar.bar, _logs_above(console):
         meter = Meter(bar, BAR_INTERVAL_S)
         yield meter
-        bar.finish(meter.done, meter.elapsed())
+        meter.finish()
 
 
 def plain_interval() -> float:
