@@ -208,8 +208,10 @@ class _Bar:
             _Figures(unit),
             console=console,
             refresh_per_second=1 / BAR_INTERVAL_S,
-            # stdout is the command's output: it may be a pipe, and is never drawn on.
-            redirect_stdout=False,
+            # stdout is the command's output. On the same terminal, what it prints while
+            # the bar is drawn (produce's rejected lines) goes above the bar; a pipe or a
+            # file gets it untouched.
+            redirect_stdout=sys.stdout.isatty(),
         )
         self.task = self.bar.add_task(command, total=total, stage=None, rate=None)
 
