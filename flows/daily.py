@@ -11,6 +11,7 @@ up to date. One flow writes the warehouse at a time (pipeline.warehouse.lock).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -149,13 +150,29 @@ def rebuild_days(days: list[date], config_path: str | None = None) -> list[DayOu
         return _build(built_before, config_path)
 
 
+# Who hears of each day of a running backfill as it is done, up to date or built (the
+# CLI's progress). run_backfill sets it: a flow's parameters are stored as JSON, so a
+# callback cannot be one.
+_DAY_DONE: list[Callable[[DayOutcome], None]] = []
+
+
 def run_backfill(
-    start: date, end: date, *, force: bool, parallel: int, config_path: str | None
+    start: date,
+    end: date,
+    *,
+    force: bool,
+    parallel: int,
+    config_path: str | None,
+    day_done: Callable[[DayOutcome], None] | None = None,
 ) -> list[DayOutcome]:
     runner: Any = ThreadPoolTaskRunner(max_workers=parallel)
-    result: list[DayOutcome] = backfill.with_options(task_runner=runner)(
-        start, end, force, config_path
-    )
+    _DAY_DONE[:] = [day_done] if day_done else []
+    try:
+        result: list[DayOutcome] = backfill.with_options(task_runner=runner)(
+            start, end, force, config_path
+        )
+    finally:
+        _DAY_DONE.clear()
     return result
 
 
@@ -176,7 +193,12 @@ def _build(states: list[DayState], config_path: str | None) -> list[DayOutcome]:
         if state.stale
     }
     outcomes = [DayOutcome(s.day, s.reason()) for s in states if not s.stale]
+    for hear in _DAY_DONE:
+        for outcome in outcomes:
+            hear(outcome)
     for done, (day, future) in enumerate(futures.items(), start=1):
         outcomes.append(future.result())
         logger.info("progress: %d/%d days built (%s)", done, len(futures), day)
+        for hear in _DAY_DONE:
+            hear(outcomes[-1])
     return sorted(outcomes, key=lambda outcome: outcome.day)

@@ -82,6 +82,10 @@ def _verbose(ctx: click.Context) -> bool:
     return bool(ctx.params.get("verbose"))
 
 
+def _quiet(ctx: click.Context) -> bool:
+    return bool(ctx.find_root().params.get("quiet"))
+
+
 def _log_detail(ctx: click.Context) -> None:
     if _verbose(ctx):
         logging.getLogger("sessionflow").exception("the error in detail")
@@ -106,8 +110,14 @@ def _settings(ctx: click.Context) -> Settings:
     help="TOML config file (default: $SESSIONFLOW_CONFIG, else embedded defaults).",
 )
 @click.option("-v", "--verbose", is_flag=True, help="Log debug detail.")
+@click.option(
+    "-q",
+    "--quiet",
+    is_flag=True,
+    help="No progress display (import, backfill, produce, generate); results still print.",
+)
 @click.pass_context
-def cli(ctx: click.Context, config_path: str | None, verbose: bool) -> None:
+def cli(ctx: click.Context, config_path: str | None, verbose: bool, quiet: bool) -> None:
     """sessionflow: privacy-friendly session analytics on Kafka, Parquet, DuckDB and Prefect."""
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO, format=_LOG_FORMAT, stream=sys.stderr
@@ -356,15 +366,20 @@ def produce(
     from pipeline.dev.synthetic import produce_synthetic
     from pipeline.kafka.produce import produce_file
     from pipeline.kafka.topics import ensure_topics
+    from pipeline.progress import lines_in, progress
 
     settings = _settings(ctx)
     if synthetic == (path is not None):
         raise click.UsageError("give exactly one of --synthetic or --file F")
     ensure_topics(settings.kafka)
     if path is not None:
-        report = produce_file(settings, Path(path), click.echo)
+        with progress("produce", lines_in(Path(path)), "lines", quiet=_quiet(ctx)) as meter:
+            report = produce_file(settings, Path(path), click.echo, meter.advance)
     else:
-        report = produce_synthetic(settings, days, events_per_day, seed, click.echo)
+        with progress("produce", None, "events", quiet=_quiet(ctx)) as meter:
+            report = produce_synthetic(
+                settings, days, events_per_day, seed, click.echo, meter.advance
+            )
     click.echo(report.line())
     if report.rejected:
         ctx.exit(EXIT_PARTIAL)
@@ -391,7 +406,8 @@ def generate(
     start: datetime | None,
 ) -> None:
     """Write synthetic canonical events (events.jsonl) and marketing costs (costs.csv)."""
-    from pipeline.dev.generator import GeneratorConfig, write_dataset
+    from pipeline.dev.generator import GeneratorConfig, expected_events, write_dataset
+    from pipeline.progress import progress
 
     settings = _settings(ctx)
     first_day = start.date() if start else datetime.now(UTC).date() - timedelta(days=days)
@@ -403,7 +419,9 @@ def generate(
         sites=tuple(settings.sites),
         currency=settings.currency,
     )
-    files = write_dataset(config, Path(out_dir))
+    expected = expected_events(config)
+    with progress("generate", expected, "events", estimated=True, quiet=_quiet(ctx)) as meter:
+        files = write_dataset(config, Path(out_dir), meter.advance)
     click.echo(
         f"wrote {files.events} events ({files.duplicates} duplicates, {files.late} late) to "
         f"{files.events_path} and {files.cost_rows} cost rows to {files.costs_path}"
@@ -445,10 +463,14 @@ def import_command(ctx: click.Context, path: Path) -> None:
     with their line numbers and reasons; the valid ones land. Exits 4 if any were bad."""
     from pipeline.events.reasons import MAX_LISTED_REJECTS
     from pipeline.lake.importer import import_file
+    from pipeline.progress import progress
 
     settings = _settings(ctx)
-    with click.progressbar(length=path.stat().st_size, label=f"importing {path.name}") as bar:
-        report = import_file(settings, path, bar.update)
+    total, unit = _records_in(path)
+    with progress("import", total, unit, quiet=_quiet(ctx)) as meter:
+        report = import_file(
+            settings, path, meter.advance, lambda: meter.stage(IMPORT_AFTER_READING)
+        )
     for line in report.reject_lines:
         click.echo(line)
     if report.rejected > MAX_LISTED_REJECTS:
@@ -456,6 +478,21 @@ def import_command(ctx: click.Context, path: Path) -> None:
     click.echo(report.line())
     if report.rejected:
         ctx.exit(EXIT_PARTIAL)
+
+
+IMPORT_AFTER_READING = "de-duplicating, sessionizing, writing the lake"
+
+
+def _records_in(path: Path) -> tuple[int | None, str]:
+    """What `import` counts its progress in, and how many: a Parquet file's rows (its
+    footer says), a JSON Lines file's lines (one quick read). None where the file cannot
+    be read that way: import itself then says why, in its words."""
+    from pipeline.lake.importer import parquet_rows
+    from pipeline.progress import lines_in
+
+    if path.suffix == ".parquet":
+        return (parquet_rows(path) if path.is_file() else None), "rows"
+    return lines_in(path), "lines"
 
 
 @cli.command()
@@ -562,14 +599,18 @@ def backfill(
     _settings(ctx)
     _use_prefect(ctx)
     from flows.daily import run_backfill
+    from pipeline.progress import progress
 
-    outcomes = run_backfill(
-        start.date(),
-        end.date(),
-        force=force,
-        parallel=parallel or _settings(ctx).flows.backfill_parallel,
-        config_path=_config_path(ctx),
-    )
+    days = (end - start).days + 1
+    with progress("backfill", days, "days", quiet=_quiet(ctx)) as meter:
+        outcomes = run_backfill(
+            start.date(),
+            end.date(),
+            force=force,
+            parallel=parallel or _settings(ctx).flows.backfill_parallel,
+            config_path=_config_path(ctx),
+            day_done=lambda _: meter.advance(),
+        )
     for outcome in outcomes:
         for line in outcome.lines():
             click.echo(line)

@@ -44,7 +44,9 @@ ENV_PREFIX = "SESSIONFLOW_"
 # Environment variables with the prefix that are not config keys.
 # Tests' fault hook (pipeline.faults): a variable, but no setting.
 FAULT_ENV = "SESSIONFLOW_FAULT"
-_NON_KEY_ENV = frozenset({CONFIG_ENV, FAULT_ENV})
+# Seconds between the plain progress lines of long commands (pipeline.progress).
+PROGRESS_INTERVAL_ENV = "SESSIONFLOW_PROGRESS_INTERVAL"
+_NON_KEY_ENV = frozenset({CONFIG_ENV, FAULT_ENV, PROGRESS_INTERVAL_ENV})
 
 # GA4 allows a session timeout from 1 minute to 7 hours 55 minutes.
 MIN_TIMEOUT_MINUTES = 1

@@ -33,7 +33,7 @@ import os
 import random
 import re
 from bisect import bisect_right
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -305,6 +305,10 @@ class GeneratorConfig:
             raise ConfigError(f"currency must be an ISO 4217 code, got {self.currency!r}")
 
 
+def _unheard(count: int) -> None:
+    pass
+
+
 @dataclass(frozen=True)
 class GeneratedFiles:
     events_path: Path
@@ -356,8 +360,17 @@ def generate_costs(config: GeneratorConfig) -> list[dict[str, Any]]:
     return rows
 
 
-def write_dataset(config: GeneratorConfig, out_dir: Path) -> GeneratedFiles:
-    """out_dir/events.jsonl and out_dir/costs.csv, each written whole or not at all."""
+def expected_events(config: GeneratorConfig) -> int:
+    """About how many events `config` makes: the days' targets (the events drawn per
+    session, the duplicates and the rounding make the true count differ by a few %)."""
+    return round(sum(_daily_targets(random.Random(config.seed), config)))
+
+
+def write_dataset(
+    config: GeneratorConfig, out_dir: Path, progress: Callable[[int], None] = _unheard
+) -> GeneratedFiles:
+    """out_dir/events.jsonl and out_dir/costs.csv, each written whole or not at all;
+    `progress` hears of the events as they are written."""
     out_dir.mkdir(parents=True, exist_ok=True)
     events_path = out_dir / "events.jsonl"
     costs_path = out_dir / "costs.csv"
@@ -369,6 +382,7 @@ def write_dataset(config: GeneratorConfig, out_dir: Path) -> GeneratedFiles:
         while chunk := list(itertools.islice(stream, 10_000)):  # fewer, larger writes
             out.write(("\n".join(chunk) + "\n").encode())  # binary: text mode is slower
             lines += len(chunk)
+            progress(len(chunk))
 
     rows = generate_costs(config)
     text = io.StringIO()
@@ -729,6 +743,7 @@ __all__ = [
     "COST_COLUMNS",
     "GeneratedFiles",
     "GeneratorConfig",
+    "expected_events",
     "generate_costs",
     "generate_events",
     "write_dataset",

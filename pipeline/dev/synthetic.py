@@ -8,11 +8,11 @@ from typing import Any
 from pipeline.config import Settings
 from pipeline.dev.generator import GeneratorConfig, generate_events
 from pipeline.events.timestamps import now_micros, parse_event_ts
-from pipeline.kafka.produce import ProduceReport, Say, produce_events
+from pipeline.kafka.produce import ProduceReport, Progress, Say, produce_events
 
 
 def produce_synthetic(
-    settings: Settings, days: int, events_per_day: int, seed: int, say: Say
+    settings: Settings, days: int, events_per_day: int, seed: int, say: Say, progress: Progress
 ) -> ProduceReport:
     today = datetime.now(UTC).date()
     config = GeneratorConfig(
@@ -26,7 +26,8 @@ def produce_synthetic(
     # Synthetic "today" may run into the future of the wall clock: keep what has happened.
     now = now_micros()
     numbered = enumerate(generate_events(config), start=1)
-    return produce_events(settings, ((n, e) for n, e in numbered if _not_future(e, now)), say)
+    kept = ((n, e) for n, e in numbered if _not_future(e, now))
+    return produce_events(settings, kept, say, progress)
 
 
 def _not_future(event: dict[str, Any], now: int) -> bool:

@@ -15,9 +15,14 @@ from pipeline.events.timestamps import history_window
 from pipeline.events.validation import require_object
 from pipeline.kafka.producer import EventProducer
 
-PROGRESS_EVERY = 50_000
-
 Say = Callable[[str], None]
+Progress = Callable[[int], None]  # so many more lines (events) handled
+# Events told to `progress` at a time: a call per event would cost more than the display.
+PROGRESS_EVERY = 1_000
+
+
+def _unheard(count: int) -> None:
+    pass
 
 
 @dataclass
@@ -30,15 +35,22 @@ class ProduceReport:
         return f"produced {self.produced} events; rejected {self.rejected}"
 
 
-def produce_file(settings: Settings, path: Path, say: Say) -> ProduceReport:
-    return produce_events(settings, _numbered_json_lines(path), say)
+def produce_file(
+    settings: Settings, path: Path, say: Say, progress: Progress = _unheard
+) -> ProduceReport:
+    """Every line of `path` (blank ones too) is counted to `progress` as it is handled."""
+    return produce_events(settings, _numbered_json_lines(path, progress), say, progress)
 
 
 def produce_events(
-    settings: Settings, numbered: Iterable[tuple[int, Any]], say: Say
+    settings: Settings,
+    numbered: Iterable[tuple[int, Any]],
+    say: Say,
+    progress: Progress = _unheard,
 ) -> ProduceReport:
     """(line number, event or JSON line) pairs into Kafka, validated and their URLs
-    scrubbed by the SDK; bad ones are listed."""
+    scrubbed by the SDK; bad ones are listed. `progress` hears of them as they are
+    handled, PROGRESS_EVERY at a time."""
     window = history_window(settings.validation)
     report = ProduceReport()
     rules = SiteRules.from_settings(settings)
@@ -53,14 +65,17 @@ def produce_events(
                 if report.rejected <= MAX_LISTED_REJECTS:
                     say(f"line {line_number}: {rejected.line()}")
             if (report.produced + report.rejected) % PROGRESS_EVERY == 0:
-                say(f"... {report.produced} produced, {report.rejected} rejected")
+                progress(PROGRESS_EVERY)
+        progress((report.produced + report.rejected) % PROGRESS_EVERY)
     if report.rejected > MAX_LISTED_REJECTS:
         say(f"... and {report.rejected - MAX_LISTED_REJECTS} more rejected lines")
     return report
 
 
-def _numbered_json_lines(path: Path) -> Iterator[tuple[int, bytes]]:
+def _numbered_json_lines(path: Path, progress: Progress) -> Iterator[tuple[int, bytes]]:
     with path.open("rb") as handle:
         for line_number, line in enumerate(handle, start=1):
             if line.strip():
                 yield line_number, line
+            else:
+                progress(1)  # a blank line is handled too: the count reaches the file's lines

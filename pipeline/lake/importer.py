@@ -33,7 +33,13 @@ from pipeline.sessions.sessionizer import Sessionizer, SessionRules
 
 _FOREVER_MICROS = 2**62
 
-Progress = Callable[[int], None]
+Progress = Callable[[int], None]  # so many more records read
+# Lines told to `progress` at a time: a call per line would cost more than the display.
+PROGRESS_EVERY = 1_000
+
+
+def _nothing() -> None:
+    pass
 
 
 @dataclass
@@ -53,7 +59,13 @@ class ImportReport:
         )
 
 
-def import_file(settings: Settings, path: Path, progress: Progress) -> ImportReport:
+def import_file(
+    settings: Settings, path: Path, progress: Progress, reading_done: Callable[[], None] = _nothing
+) -> ImportReport:
+    """Import `path`; `progress` hears of the records read (lines, blank ones too, a
+    thousand at a time; Parquet rows, a batch at a time), and `reading_done` when the
+    file is read and the rest (de-duplicating, sessionizing, writing: about a third of
+    the time) begins."""
     rules = SessionRules.from_settings(settings)
     lake = Lake(settings.lake_dir, settings.timezone, rules)
     window = history_window(settings.validation)
@@ -62,12 +74,12 @@ def import_file(settings: Settings, path: Path, progress: Progress) -> ImportRep
     accepted: list[dict[str, Any]] = []
     rejects: list[RejectedPayload] = []
     now = now_micros()
-    for outcome, size in _accepted_records(path, now, window, site_rules):
-        progress(size)
+    for outcome in _accepted_records(path, now, window, site_rules, progress):
         if isinstance(outcome, RejectedPayload):
             rejects.append(outcome)
         else:
             accepted.append(outcome)
+    reading_done()
     report.rejected = len(rejects)
     report.reject_lines = [
         f"{item.source}: {item.reason}: {item.detail}" for item in rejects[:MAX_LISTED_REJECTS]
@@ -95,50 +107,67 @@ def import_file(settings: Settings, path: Path, progress: Progress) -> ImportRep
 
 
 def _accepted_records(
-    path: Path, now: int, window: TimestampWindow, rules: SiteRules
-) -> Iterator[tuple[dict[str, Any] | RejectedPayload, int]]:
-    """(event or rejection, bytes read) for each record of the file, in file order."""
+    path: Path, now: int, window: TimestampWindow, rules: SiteRules, progress: Progress
+) -> Iterator[dict[str, Any] | RejectedPayload]:
+    """The event or rejection of each record of the file, in file order."""
     # A directory, FIFO or device (/dev/zero) would block or never end.
     if not path.is_file():
         what = "not found" if not path.exists() else "not a regular file"
         raise SessionflowError(f"cannot import {path}: {what}")
     try:
         if path.suffix == ".parquet":
-            yield from _parquet_records(path, now, window, rules)
+            yield from _parquet_records(path, now, window, rules, progress)
             return
         with path.open("rb") as handle:
-            for number, line, size in _bounded_lines(handle):
+            number = 0
+            for number, line in _bounded_lines(handle):
+                if number % PROGRESS_EVERY == 0:
+                    progress(PROGRESS_EVERY)
                 source = f"line {number}"
                 if line is None:
-                    yield RejectedPayload(Reason.BODY_TOO_LARGE, _TOO_LONG, "", source), size
+                    yield RejectedPayload(Reason.BODY_TOO_LARGE, _TOO_LONG, "", source)
                 elif line.strip():
-                    yield accept_json(line, source, now=now, window=window, rules=rules), size
+                    yield accept_json(line, source, now=now, window=window, rules=rules)
+            progress(number % PROGRESS_EVERY)
     except OSError as exc:
         raise SessionflowError(f"cannot read {path}: {exc.strerror or exc}") from None
 
 
+def parquet_rows(path: Path) -> int:
+    """The rows of a Parquet file, from its footer."""
+    try:
+        rows: int = pq.ParquetFile(path).metadata.num_rows
+    except (pa.ArrowException, ValueError, OSError) as exc:
+        raise _unreadable(path, exc) from None
+    return rows
+
+
 def _parquet_records(
-    path: Path, now: int, window: TimestampWindow, rules: SiteRules
-) -> Iterator[tuple[dict[str, Any] | RejectedPayload, int]]:
+    path: Path, now: int, window: TimestampWindow, rules: SiteRules, progress: Progress
+) -> Iterator[dict[str, Any] | RejectedPayload]:
     row = 0
-    for batch, records in _parquet_batches(path):
-        size = batch.nbytes // max(1, batch.num_rows)
+    for records in _parquet_batches(path):
         for record in records:
             row += 1
             raw = _from_parquet(record)
-            yield accept_value(raw, f"row {row}", now=now, window=window, rules=rules), size
+            yield accept_value(raw, f"row {row}", now=now, window=window, rules=rules)
+        progress(len(records))
 
 
-def _parquet_batches(path: Path) -> Iterator[tuple[pa.RecordBatch, list[dict[str, Any]]]]:
+def _parquet_batches(path: Path) -> Iterator[list[dict[str, Any]]]:
     try:
         batches = pq.ParquetFile(path).iter_batches(batch_size=10_000)
         while (batch := next(batches, None)) is not None:
-            yield batch, batch.to_pylist()
+            yield batch.to_pylist()
     except (pa.ArrowException, ValueError, OverflowError) as exc:
         # Not Parquet, or a value Python cannot hold (a timestamp past year 9999): the file
         # as a whole is unreadable, and nothing has been written yet.
-        text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise SessionflowError(f"{path} is not a readable Parquet file: {text}") from None
+        raise _unreadable(path, exc) from None
+
+
+def _unreadable(path: Path, exc: Exception) -> SessionflowError:
+    text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return SessionflowError(f"{path} is not a readable Parquet file: {text}")
 
 
 # An event is a few kilobytes (the collector takes at most 130 kB per request); a longer
@@ -147,18 +176,17 @@ MAX_LINE_BYTES = 1 << 20
 _TOO_LONG = f"line longer than {MAX_LINE_BYTES} bytes"
 
 
-def _bounded_lines(handle: BinaryIO) -> Iterator[tuple[int, bytes | None, int]]:
-    """(line number, line or None when too long, bytes read) for each line."""
+def _bounded_lines(handle: BinaryIO) -> Iterator[tuple[int, bytes | None]]:
+    """(line number, line or None when too long) for each line."""
     number = 0
     while line := handle.readline(MAX_LINE_BYTES + 1):
         number += 1
         if len(line) <= MAX_LINE_BYTES or line.endswith(b"\n"):
-            yield number, line, len(line)
+            yield number, line
             continue
-        size = len(line)
         while not line.endswith(b"\n") and (line := handle.readline(1 << 16)):
-            size += len(line)
-        yield number, None, size
+            pass
+        yield number, None
 
 
 def _from_parquet(record: dict[str, Any]) -> dict[str, Any]:

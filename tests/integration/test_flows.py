@@ -5,6 +5,7 @@ plus resumption and idempotence of the Prefect flows (temporary Prefect server).
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from tests.conftest import clean_env, run_cli
@@ -48,8 +49,14 @@ def test_metrics_examples_resumption_and_idempotence(tmp_path: Path) -> None:
     assert run_cli(env, "import", str(events)).returncode == 0
     assert run_cli(env, "costs", "load", str(costs)).returncode == 0
 
-    built = run_cli(env, "backfill", "--start", "2026-11-01", "--end", "2026-11-02")
+    # A progress line on stderr as each day is done (at every day: interval 0).
+    every_day = {**env, "SESSIONFLOW_PROGRESS_INTERVAL": "0"}
+    built = run_cli(every_day, "backfill", "--start", "2026-11-01", "--end", "2026-11-02")
     assert built.returncode in (0, 4), built.stderr  # 4: a quality check flagged something
+    assert re.findall(r"^backfill: (\d) / 2 days \((\d+)%\)", built.stderr, re.M) == [
+        ("1", "50"), ("2", "100"), ("2", "100"),
+    ]  # fmt: skip
+    assert "\x1b" not in built.stderr
     assert "2026-11-01: not built yet: built" in built.stdout
     assert "2026-11-02: not built yet: built" in built.stdout
 
@@ -71,6 +78,7 @@ def test_metrics_examples_resumption_and_idempotence(tmp_path: Path) -> None:
     ).stdout
     resumed = run_cli(env, "backfill", "--start", "2026-11-01", "--end", "2026-11-02")
     assert resumed.stdout.count(": up to date") == 2
+    assert "backfill: 2 / 2 days (100%)" in resumed.stderr  # up to date is done too
     again = run_cli(env, "run", "daily", "--date", "2026-11-02", "--force")
     assert "2026-11-02: forced: built" in again.stdout, again.stderr
     after = run_cli(
