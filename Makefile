@@ -51,8 +51,10 @@ lint: $(INSTALLED)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+# Two workers (pytest-xdist), a test file each at a time, so a file's module-scoped builds
+# are made once: most tests wait on brokers, servers and subprocesses, so the two cores overlap.
 test: setup browser js-clients lint
-	$(BIN)/pytest -v
+	$(BIN)/pytest -v -n 2 --dist loadfile
 
 # Benchmarks: medians of repeated runs, quoted as ratios to a baseline from the same run.
 # `make bench` writes bench/results.md (committed); `make bench-quick` is a subset (< 3 min).
