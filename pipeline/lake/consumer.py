@@ -56,6 +56,7 @@ KNOWN_ENDS_MAX_AGE_S = 10.0  # how long the last end offsets read may stand in f
 # Asked while the broker is away, end offsets wait at most this long, not the client's
 # 30 s request timeout: the poll loop (heartbeats, the stop signal) waits meanwhile.
 END_OFFSETS_TIMEOUT_MS = 5_000
+POLL_RETRY_S = 0.5  # after a poll the broker's absence failed, before the next
 
 # -- one partition ------------------------------------------------------------------------
 
@@ -146,7 +147,7 @@ class LakeConsumer:
         last_log, logged_events = time.monotonic(), 0
         try:
             while not self._stop.is_set():
-                batches = self._consumer.poll(timeout_ms=500)
+                batches = self._poll()
                 self._adopt_new_partitions()
                 for tp, records in batches.items():
                     self._take(tp, records)
@@ -164,6 +165,20 @@ class LakeConsumer:
             self._consumer.close(autocommit=False)
             self._dlq.close(timeout=10)
         return self.totals
+
+    def _poll(self) -> dict[TopicPartition, list[Any]]:
+        """One poll. A retriable failure (kafka-python 3.0 raises the broker's absence out of
+        poll when a coordinator lookup's metadata refresh finds no broker) is waited out:
+        nothing was taken, so the next poll resumes where this one would have."""
+        try:
+            batches: dict[TopicPartition, list[Any]] = self._consumer.poll(timeout_ms=500)
+        except KafkaError as exc:
+            if not exc.retriable:
+                raise
+            log.warning("poll failed (%s); polling on", type(exc).__name__)
+            self._stop.wait(POLL_RETRY_S)
+            return {}
+        return batches
 
     def _take(self, tp: TopicPartition, records: list[Any]) -> None:
         worker = self._worker(tp)
