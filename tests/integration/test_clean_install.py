@@ -7,6 +7,7 @@ with the command and its output; nothing skips."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -20,6 +21,7 @@ from pathlib import Path
 import pytest
 from packaging.utils import canonicalize_name
 
+from pipeline.kafka.broker import _default_jar_cache_root
 from tests.conftest import _SharedPrefect
 from tests.locks import DEV_LOCK, ROOT, RUNTIME_LOCK, applicable_pins
 
@@ -176,6 +178,23 @@ def test_every_command_and_subcommand_shows_its_help(clean_install: CleanInstall
 
     assert ("costs", "load") in shown and ("broker", "start") in shown
     assert len(shown) > 20
+
+
+def test_the_local_broker_finds_its_files_in_the_install(clean_install: CleanInstall) -> None:
+    # infra/kafka/ ships in the wheel: its pom names Kafka's version and keys the jar cache
+    # (`make setup` filled the user's; resolving it anew would take Maven minutes).
+    cache = _default_jar_cache_root()
+    config = clean_install.home / "broker.toml"
+    config.write_text(f'[kafka]\njar_cache_dir = "{cache}"\n')
+    pom = (ROOT / "infra" / "kafka" / "pom.xml").read_bytes()
+    (version,) = re.findall(rb"<kafka.version>([^<]+)</kafka.version>", pom)
+    digest = hashlib.sha256(pom).hexdigest()[:12]
+
+    said = must("sessionflow broker jars", clean_install.run(
+        clean_install.sessionflow, "--config", config, "broker", "jars"))  # fmt: skip
+
+    jars = cache / f"{version.decode()}-{digest}" / "lib"
+    assert said == f"Apache Kafka {version.decode()} jars: {jars}\n"
 
 
 def write_inputs(directory: Path) -> tuple[Path, Path, Path]:
