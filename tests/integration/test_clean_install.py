@@ -67,10 +67,10 @@ class CleanInstall:
         )  # fmt: skip
 
 
-def must(step: str, result: subprocess.CompletedProcess[str], *codes: int) -> str:
+def must(step: str, result: subprocess.CompletedProcess[str]) -> str:
     """The output of a step that must succeed; otherwise the test fails saying which step,
     the command and its output."""
-    if result.returncode not in (codes or (0,)):
+    if result.returncode != 0:
         pytest.fail(
             f"{step} failed (exit {result.returncode}): {' '.join(map(str, result.args))}\n"
             f"{result.stdout}{result.stderr}",
