@@ -13,11 +13,12 @@ help:
 	@echo "make bench   - benchmarks (writes bench/results.md); make bench-quick - a subset"
 	@echo "make broker-start | broker-stop | broker-status | topics | lint | clean"
 
-# The virtual environment, installed from the committed lock so every install is the same.
-$(INSTALLED): pyproject.toml requirements.lock
+# The development environment, installed from the committed dev lock (the runtime lock
+# plus the dev extra) so every install is the same.
+$(INSTALLED): pyproject.toml requirements.lock requirements-dev.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
-	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python -r requirements.lock
+	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python -r requirements-dev.lock
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
 	touch $@
 
@@ -85,9 +86,15 @@ broker-status: $(INSTALLED)
 topics: $(INSTALLED)
 	$(BIN)/sessionflow topics
 
-# Regenerate requirements.lock after changing dependencies in pyproject.toml.
+# Regenerate the locks after changing dependencies in pyproject.toml (uv keeps the pins
+# they already hold where it can). requirements.lock: what `pip install sessionflow`
+# resolves, the runtime dependencies only; requirements-dev.lock: those plus the dev extra,
+# constrained to requirements.lock so a package in both has one version. Universal: a
+# pin that applies on some platforms or Pythons only carries its marker.
 lock: $(INSTALLED)
-	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 -o requirements.lock
+	$(BIN)/uv pip compile pyproject.toml --universal --python-version 3.11 -o requirements.lock
+	$(BIN)/uv pip compile pyproject.toml --universal --extra dev --python-version 3.11 \
+	  -c requirements.lock -o requirements-dev.lock
 
 clean:
 	-$(BIN)/sessionflow broker stop

@@ -42,9 +42,15 @@ def sample_events(count: int) -> list[dict[str, object]]:
 
 
 def sdk_defaults() -> dict[str, Any]:
-    """EventProducer's keyword defaults (compression, linger, batch size, timeouts)."""
+    """EventProducer's keyword defaults for its KafkaProducer (compression, linger, batch
+    size, timeouts: the keywords of producer_settings), not its validation options."""
+    kafka_options = inspect.signature(producer_settings).parameters
     parameters = inspect.signature(EventProducer).parameters.values()
-    return {p.name: p.default for p in parameters if p.kind is inspect.Parameter.KEYWORD_ONLY}
+    return {
+        p.name: p.default
+        for p in parameters
+        if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name in kafka_options
+    }
 
 
 def raw_producer(kafka: KafkaSettings, **options: Any) -> KafkaProducer:

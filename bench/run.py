@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import platform
 import subprocess
 import sys
@@ -78,8 +79,9 @@ def render(figures: list[Figure], *, quick: bool, sections: list[str]) -> str:
         "# sessionflow benchmarks",
         "",
         f"Written by `make bench{'-quick' if quick else ''}` at commit `{commit or '?'}` on "
-        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC; {platform.machine()}, "
-        f"{_cores()} cores, Python {platform.python_version()}. Sections: {', '.join(sections)}.",
+        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC. Sections: {', '.join(sections)}.",
+        "",
+        f"Machine: {machine()}.",
         "",
         "Every figure is a median of repeated runs; every ratio is against a baseline "
         "measured in the same run on the same (shared, noisy) machine. Load generators "
@@ -104,10 +106,30 @@ def _number(value: float) -> str:
     return f"{value:,.0f}" if abs(value) >= 100 else f"{value:,.2f}"
 
 
-def _cores() -> int:
-    import os
+def machine() -> str:
+    """The machine the figures were measured on: CPU model, cores this process may use,
+    memory, OS and Python (Linux's /proc files; "unknown" elsewhere)."""
+    cpu = _proc_field("/proc/cpuinfo", "model name") or platform.processor() or "unknown CPU"
+    memory_kb = _proc_field("/proc/meminfo", "MemTotal").removesuffix(" kB")
+    memory = f"{int(memory_kb) / 2**20:.0f} GiB memory" if memory_kb.isdigit() else "memory ?"
+    try:
+        system = platform.freedesktop_os_release()["PRETTY_NAME"]
+    except (OSError, KeyError):
+        system = platform.system()
+    return (
+        f"{cpu} ({platform.machine()}), {len(os.sched_getaffinity(0))} cores, {memory}; "
+        f"{system}, kernel {platform.release()}; Python {platform.python_version()}"
+    )
 
-    return len(os.sched_getaffinity(0))
+
+def _proc_field(path: str, field: str) -> str:
+    """The value of the first `field: value` line of a /proc file, or ""."""
+    with contextlib.suppress(OSError):
+        for line in Path(path).read_text(encoding="utf-8").splitlines():
+            name, _, value = line.partition(":")
+            if name.strip() == field:
+                return value.strip()
+    return ""
 
 
 if __name__ == "__main__":

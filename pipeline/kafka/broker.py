@@ -47,7 +47,16 @@ from pipeline.kafka.client import client_options
 
 log = logging.getLogger(__name__)
 
-INFRA_DIR = Path(__file__).resolve().parents[2] / "infra" / "kafka"
+
+def _infra_dir() -> Path:
+    """infra/kafka/ (the pom, the broker's property templates): the top-level directory of
+    the checkout when installed editable, else package data `pipeline.kafka.infra` (a wheel
+    installs it beside this module)."""
+    checkout = Path(__file__).resolve().parents[2] / "infra" / "kafka"
+    return checkout if checkout.is_dir() else Path(__file__).resolve().parent / "infra"
+
+
+INFRA_DIR = _infra_dir()
 MIN_JAVA_MAJOR = 17  # Kafka 4.x brokers need Java 17
 
 
