@@ -22,7 +22,9 @@ CHROME = (
 NOW = parse_event_ts("2026-11-20T12:00:00Z")
 CLIENT_ID = "1197596843.1731000000"
 USER_ID = "customer-4711"
-LANDING = "https://shop.example/?utm_source=newsletter&utm_medium=email&gclid=Gclid-Value-XyZ&q=1#top"
+LANDING = (
+    "https://shop.example/?utm_source=newsletter&utm_medium=email&gclid=Gclid-Value-XyZ&q=1#top"
+)
 SHARED = {
     "v": "2",
     "tid": "G-SHOP1234",
