@@ -656,13 +656,16 @@ def _describe(exc: ValidationError, source: str) -> str:
     for error in exc.errors():
         loc = tuple(str(part) for part in error["loc"])
         key = ".".join(loc) or "(root)"
-        message = error["msg"]
+        # pydantic prefixes a validator's own message with "Value error, ": the key says it.
+        message = error["msg"].removeprefix("Value error, ")
         unknown = error["type"] == "extra_forbidden"
         if unknown:
             message = "unknown key"
         quoted = _quoted_input(loc, error.get("input"), known_key=not unknown)
         if loc in _QUOTING_THEMSELVES and error["type"] == "value_error":
             quoted = ""  # the validator's message quotes the value, redacted
+        elif quoted.startswith(" (got ") and quoted[6:-1] in message:
+            quoted = ""  # the validator's message quotes the value already
         problems.append(f"{key}: {message}{quoted}")
     return f"invalid config ({source}): " + "; ".join(problems)
 
