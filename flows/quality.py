@@ -45,7 +45,7 @@ def check_day(settings: Settings, built: DayBuild) -> list[Check]:
         checks = [Check.listing(row) for row in built.quality]
     else:
         with duckdb.connect(str(settings.warehouse_path)) as con:
-            checks = [Check.listing(row) for row in quality_rows(con, {"run_date": day})]
+            checks = [Check.listing(row) for row in quality_rows(con, settings, day)]
     checks.append(_freshness(settings.lake_dir))
     counts = ", ".join(f"{table} {count}" for table, count in sorted(rows.items()))
     checks.append(Check("row counts", rows.get("sessions", 0) > 0, counts))

@@ -33,7 +33,12 @@ from pipeline.lake.files import disk_error
 from pipeline.lake.paths import BuildWindow, LakeLayout
 from pipeline.lake.reattribution import needs_reattribution
 from pipeline.safe_text import MAX_LISTED
-from pipeline.warehouse.manifest import Fingerprinter, record
+from pipeline.warehouse.manifest import (
+    Fingerprinter,
+    config_fingerprint,
+    models_fingerprint,
+    record,
+)
 from pipeline.warehouse.models import (
     DAY_MODELS,
     PERIOD_MODELS,
@@ -139,7 +144,7 @@ def build_day(settings: Settings, day: date) -> DayBuild:
             record(con, settings, day, fingerprint)
             fault_point("after_manifest")
         stats = query_sql_model(con, "checks/build_stats", params).to_pylist()[0]
-        quality = tuple(quality_rows(con, params))
+        quality = tuple(quality_rows(con, settings, day))
     return DayBuild(
         day=day,
         rows=rows,
@@ -152,9 +157,16 @@ def build_day(settings: Settings, day: date) -> DayBuild:
     )
 
 
-def quality_rows(con: duckdb.DuckDBPyConnection, params: Mapping[str, Any]) -> list[QualityRow]:
-    """checks/quality_checks's rows: at most MAX_LISTED names each, the count of all."""
-    rows = query_sql_model(con, "checks/quality_checks", {**params, "max_listed": MAX_LISTED})
+def quality_rows(con: duckdb.DuckDBPyConnection, settings: Settings, day: date) -> list[QualityRow]:
+    """checks/quality_checks's rows: at most MAX_LISTED names each, the count of all. The
+    current settings' and models' fingerprints tell the days that are stale by them."""
+    params = {
+        "run_date": day,
+        "max_listed": MAX_LISTED,
+        "config_fingerprint": config_fingerprint(settings),
+        "models_fingerprint": models_fingerprint(),
+    }
+    rows = query_sql_model(con, "checks/quality_checks", params)
     return [
         (str(r["name"]), bool(r["ok"]), str(r["detail"]), tuple(r["names"]), int(r["named"]))
         for r in rows.to_pylist()

@@ -5,15 +5,25 @@
 -- artifact. A campaign's name is whatever a visitor's utm_campaign said.
 -- Across dates too: a client session id re-used long after its session ended comes back
 -- as a session of a later date (docs/tables.md, Sessions).
+-- Parameters: $run_date, $max_listed, $config_fingerprint, $models_fingerprint (the current
+-- ones). Reads: sessions, daily_cost_per_session, daily_site_summary, build_manifest, ...
 SELECT 'no duplicate session ids' AS name,
        count(*) = 0 AS ok,
        count(*) || ' session ids of this day appear more than once in the warehouse' AS detail,
        []::VARCHAR[] AS names,
        0 AS named
 FROM (
-    SELECT session_id FROM sessions
-    WHERE session_id IN (SELECT session_id FROM sessions WHERE session_date = $run_date)
-    GROUP BY session_id HAVING count(*) > 1
+    SELECT s.session_id
+    FROM sessions AS s
+    -- Another day built under other settings or models is stale and waits for its rebuild
+    -- (a site's new time zone moves sessions across dates): its copy is not a duplicate.
+    LEFT JOIN build_manifest AS m ON m.date = s.session_date
+    WHERE s.session_id IN (SELECT session_id FROM sessions WHERE session_date = $run_date)
+      AND (
+          s.session_date = $run_date
+          OR (m.config = $config_fingerprint AND m.models = $models_fingerprint)
+      )
+    GROUP BY s.session_id HAVING count(*) > 1
 )
 UNION ALL
 SELECT 'costs without sessions',
