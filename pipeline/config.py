@@ -358,8 +358,10 @@ class WarehouseSettings(_Section):
         if match is None:
             raise ValueError('expected a size such as "4GB" or "512MiB", or a share such as "50%"')
         amount = float(match[1])
-        if amount <= 0 or (share and amount > 100):
-            raise ValueError("expected more than nothing, and at most 100%")
+        if amount <= 0:
+            raise ValueError("expected more than 0")
+        if share and amount > 100:
+            raise ValueError("expected a share of at most 100%")
         return value
 
 
