@@ -33,7 +33,7 @@ from pipeline.errors import ConfigError, SessionflowError
 _CGROUP_MEMORY_MAX = Path("/sys/fs/cgroup/memory.max")
 
 # DuckDB's configuration options, as duckdb.connect takes them.
-DuckDBConfig = Mapping[str, str | bool | int | float | list[str]]
+DuckDBOptions = dict[str, str | bool | int | float | list[str]]
 
 _PROCESS_DIR = re.compile(r"duckdb-(\d+)")
 _prepared: set[Path] = set()
@@ -52,11 +52,11 @@ def connect(
 def connect_without_spilling(
     memory_limit: str,
     threads: int | None,
-    config: DuckDBConfig,
+    config: Mapping[str, str | bool | int | float | list[str]],
 ) -> duckdb.DuckDBPyConnection:
     """An in-memory connection that spills nothing (`query`: a user's SQL must not fill
     the disk), under `memory_limit` (as [warehouse] memory_limit takes it) and `threads`."""
-    options = {
+    options: DuckDBOptions = {
         **config,
         "memory_limit": duckdb_memory_limit(memory_limit),
         "temp_directory": "",
@@ -66,9 +66,9 @@ def connect_without_spilling(
     return duckdb.connect(":memory:", config=options)
 
 
-def limits(settings: Settings, database: Path | None = None) -> dict[str, str | int]:
+def limits(settings: Settings, database: Path | None = None) -> DuckDBOptions:
     """DuckDB's memory_limit, threads and temp_directory for a connection to `database`."""
-    options: dict[str, str | int] = {
+    options: DuckDBOptions = {
         "memory_limit": duckdb_memory_limit(settings.warehouse.memory_limit),
         "temp_directory": str(spill_directory(settings, database)),
     }
