@@ -6,10 +6,10 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-import duckdb
 import pyarrow.parquet as pq
 
 from pipeline.config import Settings
+from pipeline.duckdb_connections import connect
 from pipeline.lake.paths import LakeLayout
 from pipeline.lake.store import footer_range
 from pipeline.safe_text import for_markdown, for_terminal, listed
@@ -44,9 +44,9 @@ def check_day(settings: Settings, built: DayBuild) -> list[Check]:
     if built.quality:  # run by the build on its own connection, after its commit
         checks = [Check.listing(row) for row in built.quality]
     else:
-        with duckdb.connect(str(settings.warehouse_path)) as con:
+        with connect(settings, settings.warehouse_path) as con:
             checks = [Check.listing(row) for row in quality_rows(con, settings, day)]
-    checks.append(_freshness(settings.lake_dir))
+    checks.append(_freshness(settings))
     counts = ", ".join(f"{table} {count}" for table, count in sorted(rows.items()))
     checks.append(Check("row counts", rows.get("sessions", 0) > 0, counts))
     checks.append(
@@ -93,11 +93,11 @@ def unrated_sites(settings: Settings) -> list[str]:
     )
 
 
-def _freshness(lake_dir: Path) -> Check:
-    files = LakeLayout(lake_dir).event_files()
+def _freshness(settings: Settings) -> Check:
+    files = LakeLayout(settings.lake_dir).event_files()
     if not files:
         return Check("freshness", False, "the lake has no events")
-    ingested = _newest_ingestion(files[-50:])
+    ingested = _newest_ingestion(settings, files[-50:])
     if ingested is None:
         return Check("freshness", False, "no ingested_at in the lake")
     hours = (datetime.now(UTC) - ingested).total_seconds() / 3600
@@ -108,7 +108,7 @@ def _freshness(lake_dir: Path) -> Check:
     )
 
 
-def _newest_ingestion(files: list[Path]) -> datetime | None:
+def _newest_ingestion(settings: Settings, files: list[Path]) -> datetime | None:
     """max(ingested_at) of `files`: from their Parquet footers (no data page read, which
     on a 10M-event day is a column scan); from the data when a file has no statistics."""
     newest: datetime | None = None
@@ -118,9 +118,10 @@ def _newest_ingestion(files: list[Path]) -> datetime | None:
             continue
         span = footer_range(metadata, "ingested_at")
         if span is None:
-            row = duckdb.execute(
-                "SELECT max(ingested_at) FROM read_parquet(?)", [[str(p) for p in files]]
-            ).fetchone()
+            with connect(settings) as con:
+                row = con.execute(
+                    "SELECT max(ingested_at) FROM read_parquet(?)", [[str(p) for p in files]]
+                ).fetchone()
             return row[0] if row else None
         if span[1] is not None and (newest is None or span[1] > newest):
             newest = span[1]

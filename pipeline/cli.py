@@ -652,9 +652,9 @@ def serve(ctx: click.Context) -> None:
 )
 @click.option(
     "--memory-limit",
-    default="1GB",
-    show_default=True,
-    help="DuckDB's memory limit for the query (nothing spills to disk).",
+    default=None,
+    help="DuckDB's memory limit for the query, e.g. 1GB or 25% (nothing spills to disk) "
+    "[default: [warehouse] memory_limit].",
 )
 @click.option(
     "--max-rows",
@@ -665,14 +665,26 @@ def serve(ctx: click.Context) -> None:
 )
 @click.pass_context
 def query(
-    ctx: click.Context, sql: str, output: str, timeout: float, memory_limit: str, max_rows: int
+    ctx: click.Context,
+    sql: str,
+    output: str,
+    timeout: float,
+    memory_limit: str | None,
+    max_rows: int,
 ) -> None:
     """Run read-only SQL on the output tables (the published Parquet marts)."""
     from pipeline.warehouse.query import QueryLimits, write_query
 
-    limits = QueryLimits(timeout_s=timeout, memory_limit=memory_limit, max_rows=max_rows)
+    settings = _settings(ctx)
+    limits = QueryLimits(
+        timeout_s=timeout,
+        memory_limit=memory_limit or settings.warehouse.memory_limit,
+        max_rows=max_rows,
+        threads=settings.warehouse.threads,
+        memory_limit_from="--memory-limit" if memory_limit else "[warehouse] memory_limit",
+    )
     try:
-        write_query(_settings(ctx).marts_dir, sql, output, sys.stdout.write, limits)
+        write_query(settings.marts_dir, sql, output, sys.stdout.write, limits)
         sys.stdout.flush()
     except BrokenPipeError:
         # The reader went away (`| head`): the query stops, quietly. Python's advice: point
@@ -791,7 +803,7 @@ def status(ctx: click.Context) -> None:
     from pipeline.warehouse.status import warehouse_status
 
     settings = _settings(ctx)
-    newest = newest_events(LakeLayout(settings.lake_dir))
+    newest = newest_events(settings)
     for site, (latest, count) in newest.items():
         click.echo(f"lake {site}: {count} events, newest {latest.isoformat()}")
     if not newest:

@@ -333,6 +333,38 @@ class PrivacySettings(_Section):
     respect_opt_out: bool = False
 
 
+# [warehouse] memory_limit: a DuckDB size (KB, MB, GB, TB in 1000s; KiB, MiB, GiB, TiB in
+# 1024s; DuckDB's own parser takes exactly these) or a share of the machine's memory.
+MEMORY_SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B)\s*", re.IGNORECASE)
+MEMORY_SHARE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*%\s*")
+
+
+class WarehouseSettings(_Section):
+    """What every DuckDB connection the product opens may take (pipeline/duckdb_connections.py)."""
+
+    # Half the machine's memory (or "4GB"): DuckDB's own default, 80 %, leaves too little
+    # for the OS, the broker and the consumer beside a build. One process's builds share it.
+    memory_limit: str = "50%"
+    # DuckDB's worker threads per process; unset: one per core (DuckDB's default).
+    threads: int | None = Field(None, ge=1)
+    # Where DuckDB spills what exceeds memory_limit; unset: <data_dir>/tmp.
+    temp_directory: Path | None = None
+
+    @field_validator("memory_limit")
+    @classmethod
+    def _size_or_share(cls, value: str) -> str:
+        share = MEMORY_SHARE.fullmatch(value)
+        match = share or MEMORY_SIZE.fullmatch(value)
+        if match is None:
+            raise ValueError('expected a size such as "4GB" or "512MiB", or a share such as "50%"')
+        amount = float(match[1])
+        if amount <= 0:
+            raise ValueError("expected more than 0")
+        if share and amount > 100:
+            raise ValueError("expected a share of at most 100%")
+        return value
+
+
 class Settings(_Section):
     sites: list[str] = Field(default_factory=lambda: ["shop.example"])
     timezone: str = "UTC"
@@ -357,6 +389,7 @@ class Settings(_Section):
     # Per site (a key of `sites`): [site."shop.example"] anonymous_purchases, ...
     site: dict[str, SiteSettings] = Field(default_factory=dict)
     privacy: PrivacySettings = Field(default_factory=PrivacySettings)
+    warehouse: WarehouseSettings = Field(default_factory=WarehouseSettings)
 
     _zone = field_validator("timezone")(_known_timezone)
     _currency = field_validator("currency")(_iso_currency)
@@ -454,6 +487,10 @@ class Settings(_Section):
     @property
     def warehouse_path(self) -> Path:
         return self.data_dir / "warehouse.duckdb"
+
+    @property
+    def warehouse_temp_dir(self) -> Path:
+        return self.warehouse.temp_directory or self.data_dir / "tmp"
 
     @property
     def marts_dir(self) -> Path:

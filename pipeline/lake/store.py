@@ -15,11 +15,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from pipeline.config import Settings
+from pipeline.duckdb_connections import connect
 from pipeline.events.personal_data import redact_personal_data
 from pipeline.events.schema import canonical_arrow_schema, lake_arrow_schema
 from pipeline.events.site_rules import AUTHENTICATED
@@ -153,16 +154,17 @@ def remove_files(paths: Iterable[Path]) -> None:
         path.unlink(missing_ok=True)
 
 
-def newest_events(layout: LakeLayout) -> dict[str, tuple[datetime, int]]:
+def newest_events(settings: Settings) -> dict[str, tuple[datetime, int]]:
     """Per site: the newest event time in the lake and how many events it holds."""
-    files = [str(path) for path in layout.event_files()]
+    files = [str(path) for path in LakeLayout(settings.lake_dir).event_files()]
     if not files:
         return {}
-    rows = duckdb.execute(
-        "SELECT site_id, max(event_ts), count(*) FROM read_parquet(?::VARCHAR[]) "
-        "GROUP BY site_id ORDER BY site_id",
-        [files],
-    ).fetchall()
+    with connect(settings) as con:
+        rows = con.execute(
+            "SELECT site_id, max(event_ts), count(*) FROM read_parquet(?::VARCHAR[]) "
+            "GROUP BY site_id ORDER BY site_id",
+            [files],
+        ).fetchall()
     return {site: (newest, count) for site, newest, count in rows}
 
 

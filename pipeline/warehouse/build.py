@@ -26,6 +26,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.config import Settings
+from pipeline.duckdb_connections import connect, memory_bounded
 from pipeline.errors import SessionflowError
 from pipeline.events.schema import lake_arrow_schema
 from pipeline.faults import fault_point
@@ -96,6 +97,7 @@ def build_day(settings: Settings, day: date) -> DayBuild:
     publish its marts, then record what it was built from in the build manifest. Running
     it again for the same inputs gives the same rows."""
     with (
+        memory_bounded(settings, f"building {day}"),
         open_warehouse(settings) as con,
         tempfile.TemporaryDirectory(prefix="sessionflow-build-") as scratch,
     ):
@@ -189,7 +191,7 @@ def store_day(con: duckdb.DuckDBPyConnection, params: Mapping[str, Any]) -> None
 def open_warehouse(settings: Settings) -> Iterator[duckdb.DuckDBPyConnection]:
     """A read-write connection to the warehouse, its tables created when missing."""
     settings.warehouse_path.parent.mkdir(parents=True, exist_ok=True)
-    with duckdb.connect(str(settings.warehouse_path)) as con:
+    with connect(settings, settings.warehouse_path) as con:
         ensure_tables(con)
         yield con
 

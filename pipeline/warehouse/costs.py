@@ -37,6 +37,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.config import Settings
+from pipeline.duckdb_connections import connect
 from pipeline.errors import SessionflowError
 from pipeline.events.codes import currency_codes
 from pipeline.sessions.attribution import attribution_key, campaign_key
@@ -133,7 +134,7 @@ def load_costs(settings: Settings, path: Path) -> CostLoad:
     )
     if not rows:
         return CostLoad(path, 0, None, None, 0, 0, 0, tuple(unconverted))
-    groups_replaced, rows_deleted = _replace_groups(settings.warehouse_path, rows, path)
+    groups_replaced, rows_deleted = _replace_groups(settings, rows, path)
     dates = [row.date for row in rows]
     return CostLoad(
         path=path,
@@ -474,16 +475,17 @@ def _group(row: CostRow) -> tuple[object, ...]:
 # -- the warehouse --------------------------------------------------------------------------
 
 
-def _replace_groups(warehouse: Path, rows: Sequence[CostRow], path: Path) -> tuple[int, int]:
+def _replace_groups(settings: Settings, rows: Sequence[CostRow], path: Path) -> tuple[int, int]:
     """Delete the file's groups and insert its rows in one transaction.
 
     Returns (groups that had rows, rows deleted). Any failure rolls the whole load back.
     """
     staged = cost_table(list(rows))
     loaded_at = datetime.now(UTC)  # one stamp: the rows of one load belong together
+    warehouse = settings.warehouse_path
     try:
         warehouse.parent.mkdir(parents=True, exist_ok=True)
-        con = duckdb.connect(str(warehouse))
+        con = connect(settings, warehouse)
     except (OSError, duckdb.Error) as exc:
         raise SessionflowError(
             f"cannot open the warehouse {warehouse}: {_first_line(exc)}"

@@ -40,15 +40,18 @@ from typing import Any, TypeVar
 
 import duckdb
 
+from pipeline.config import WarehouseSettings
+from pipeline.duckdb_connections import connect_without_spilling
 from pipeline.errors import SessionflowError
 from pipeline.safe_text import for_csv, for_terminal
 from pipeline.warehouse.publish import OUTPUTS
 
 _READ_ONLY = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
 
-# The defaults of `sessionflow query --timeout / --memory-limit / --max-rows`.
+# The defaults of `sessionflow query --timeout / --memory-limit / --max-rows` (the memory
+# limit's: [warehouse] memory_limit's, which the CLI passes).
 DEFAULT_TIMEOUT_S = 60.0
-DEFAULT_MEMORY_LIMIT = "1GB"
+DEFAULT_MEMORY_LIMIT: str = WarehouseSettings.model_fields["memory_limit"].default
 DEFAULT_MAX_ROWS = 10_000
 # Rows fetched from DuckDB at a time: csv and json write each chunk before the next is
 # fetched, so a result of any size holds about this many rows in Python.
@@ -59,13 +62,16 @@ FETCH_ROWS = 10_000
 class QueryLimits:
     """What one query may take: `timeout_s` of DuckDB's time (running the query and
     fetching its rows; not the time a slow reader of the output takes), `memory_limit`
-    in DuckDB (its own setting, e.g. "1GB"; nothing spills to disk, so a query that needs
-    more fails), and `max_rows` rows shown by the table format (csv and json stream every
-    row)."""
+    in DuckDB (as [warehouse] memory_limit takes it, e.g. "1GB" or "50%"; nothing spills
+    to disk, so a query that needs more fails; `memory_limit_from` names where it was
+    set), `threads` DuckDB's (None: one per core), and `max_rows` rows shown by the table
+    format (csv and json stream every row)."""
 
     timeout_s: float = DEFAULT_TIMEOUT_S
     memory_limit: str = DEFAULT_MEMORY_LIMIT
     max_rows: int = DEFAULT_MAX_ROWS
+    threads: int | None = None
+    memory_limit_from: str = "--memory-limit"
 
 
 @dataclass(frozen=True)
@@ -113,7 +119,7 @@ def _executed(
     # whatever the working directory is.
     marts = marts_dir.absolute()
     try:
-        con = duckdb.connect(config={**_CLOSED_CONFIG, "memory_limit": limits.memory_limit})
+        con = connect_without_spilling(limits.memory_limit, limits.threads, _CLOSED_CONFIG)
     except duckdb.Error as exc:
         raise SessionflowError(f"query failed: {_first_line(exc)}") from None
     clock = _DuckDBClock(con, limits.timeout_s)
@@ -131,7 +137,7 @@ def _executed(
     except duckdb.OutOfMemoryException as exc:
         raise SessionflowError(
             f"query needs more than its memory limit of {limits.memory_limit} "
-            f"(--memory-limit): {_first_line(exc)}"
+            f"({limits.memory_limit_from}): {_first_line(exc)}"
         ) from None
     except duckdb.PermissionException as exc:
         raise SessionflowError(
@@ -170,13 +176,12 @@ _T = TypeVar("_T")
 
 
 # Set when the connection opens: no extension is fetched or loaded behind the user's back
-# (httpfs would reach the network), and nothing spills to a `.tmp/` in the working directory.
+# (httpfs would reach the network); connect_without_spilling spills nothing.
 _CLOSED_CONFIG: dict[str, str | bool | int | float | list[str]] = {
     "autoinstall_known_extensions": False,
     "autoload_known_extensions": False,
     "allow_community_extensions": False,
     "allow_unsigned_extensions": False,
-    "temp_directory": "",
 }
 
 

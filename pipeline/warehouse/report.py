@@ -34,6 +34,7 @@ import pyarrow as pa
 from plotly.subplots import make_subplots
 
 from pipeline.config import Settings
+from pipeline.duckdb_connections import connect, memory_bounded
 from pipeline.errors import SessionflowError
 from pipeline.safe_text import for_plotly, for_terminal
 from pipeline.warehouse.query import mart_globs, mart_select
@@ -255,13 +256,14 @@ def read_marts(
         )
     if start is not None and end is not None and end < start:
         raise SessionflowError(f"--end {end} is before --start {start}")
-    con = duckdb.connect()
+    con = connect(settings)
     try:
         for table, pattern in globs.items():
             # Exactly as `sessionflow query` opens them: a view per table, read by name,
             # partition keys included.
             con.execute(f'CREATE VIEW "{table}" AS {mart_select(table, pattern)}')
-        return _read(con, set(globs), settings, start, end, site)
+        with memory_bounded(settings, "reading the marts"):
+            return _read(con, set(globs), settings, start, end, site)
     except duckdb.Error as exc:
         raise SessionflowError(f"reading the marts failed: {str(exc).splitlines()[0]}") from None
     finally:

@@ -10,6 +10,7 @@ from typing import Any
 import duckdb
 
 from pipeline.config import Settings
+from pipeline.duckdb_connections import connect
 from pipeline.warehouse.manifest import DayState, plan_days, recorded
 from pipeline.warehouse.models import query_sql_model
 
@@ -48,7 +49,7 @@ def warehouse_status(settings: Settings) -> WarehouseStatus:
     if not settings.warehouse_path.exists():
         return WarehouseStatus()
     try:
-        con = duckdb.connect(str(settings.warehouse_path), read_only=True)
+        con = connect(settings, settings.warehouse_path, read_only=True)
     except duckdb.IOException:
         lock = settings.data_dir / "warehouse.lock"
         holder = lock.read_text().strip() if lock.exists() else "another process"

@@ -70,6 +70,18 @@ def test_a_query_that_needs_more_memory_than_its_limit_fails_on_one_line(data_di
     assert "memory limit of 20MB (--memory-limit)" in result.stderr
 
 
+def test_without_memory_limit_a_query_takes_the_warehouse_setting(data_dir: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "query",
+         "SELECT session_id, count(*) FROM sessions GROUP BY ALL ORDER BY 1 DESC LIMIT 1"],
+        env=cli_env(SESSIONFLOW_DATA_DIR=str(data_dir), SESSIONFLOW_WAREHOUSE__MEMORY_LIMIT="20MB"),
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "memory limit of 20MB ([warehouse] memory_limit)" in result.stderr
+
+
 def test_the_table_shows_at_most_max_rows_and_says_how_many_it_left_out(data_dir: Path) -> None:
     result = query(data_dir, "SELECT pageviews FROM sessions WHERE pageviews < 25000")
     assert result.returncode == 0, result.stderr

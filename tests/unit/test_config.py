@@ -82,6 +82,12 @@ def test_environment_overrides_file(tmp_path: Path) -> None:
         ('[goals]\nsign_up = "five"\n', "goals.sign_up"),
         ("[sessionization]\ntimeout = 30\n", "sessionization.timeout"),
         ("colour = 1\n", "colour"),
+        ('[warehouse]\nmemory_limit = "lots"\n', "warehouse.memory_limit"),
+        ('[warehouse]\nmemory_limit = "4 GBs"\n', "warehouse.memory_limit"),
+        ('[warehouse]\nmemory_limit = "0MB"\n', "warehouse.memory_limit"),
+        ('[warehouse]\nmemory_limit = "150%"\n', "warehouse.memory_limit"),
+        ("[warehouse]\nmemory_limit = 4\n", "warehouse.memory_limit"),
+        ("[warehouse]\nthreads = 0\n", "warehouse.threads"),
     ],
 )
 def test_bad_values_name_their_key(tmp_path: Path, toml: str, key: str) -> None:
