@@ -62,6 +62,11 @@ class BuildWindow:
         before = max(self.transaction_days, self.max_session_days) + self.zone_days
         return _days(day, -before, self.max_session_days + 1 + self.zone_days)
 
+    def reach(self, day: date) -> list[date]:
+        """The partitions the events of `day`'s own sessions may fall on: from its first
+        (the site's day may begin in the partition before) to a day past the cut."""
+        return _days(day, -self.zone_days, self.max_session_days + 1 + self.zone_days)
+
     def touches(self, day: date) -> list[date]:
         if not self.attribution_days:
             return []

@@ -16,7 +16,7 @@ import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -48,8 +48,13 @@ from pipeline.warehouse.models import (
     run_sql_model,
 )
 from pipeline.warehouse.publish import DAY_OUTPUTS, PERIOD_OUTPUTS, publish_marts, replace_period
+from pipeline.warehouse.summaries import refresh_summaries
 
 MONEY = pa.decimal128(18, 4)
+# The model that reads the day's raw events, and the parameters only Python reads.
+DAY_EVENTS_MODEL = "staging/stg_lake_events"
+READS = "reads"
+EMPTY_FILE = "empty_file"
 # Serialises this process's writes to the warehouse's catalog and its commits; other
 # processes are kept out by pipeline.warehouse.lock.
 _WRITE_LOCK = threading.Lock()
@@ -76,19 +81,36 @@ class DayBuild:
 
 @dataclass(frozen=True)
 class LakeReads:
-    """The lake files a build reads (pipeline.lake.paths.BuildWindow), listed once. The
-    events are its fingerprint; the touches (earlier sessions, for last non-direct
-    attribution) are not: see docs/tables.md, Late events and the build window."""
+    """The lake partitions a build reads (pipeline.lake.paths.BuildWindow), their files
+    listed once. The partitions of its events window are summarised (the lake summaries)
+    and fingerprinted; the day's own events are read raw, from the partitions of its
+    reach its sessions have events on; the look-back's are only summarised."""
 
-    events: list[Path]
-    touches: list[Path]
+    files: dict[date, list[Path]]  # every partition of the window and the look-back
+    events_window: tuple[date, date]
+    touch_window: tuple[date, date]  # start after end: no look-back (direct kept)
+    reach: tuple[date, ...]
+
+    @property
+    def events(self) -> list[Path]:
+        """The files of the events window: the build manifest's lake fingerprint."""
+        first, last = self.events_window
+        return [path for day, paths in sorted(self.files.items()) if first <= day <= last for path in paths]
+
+    @property
+    def all_files(self) -> list[Path]:
+        return [path for _, paths in sorted(self.files.items()) for path in paths]
 
 
 def lake_reads(settings: Settings, day: date) -> LakeReads:
     window = BuildWindow.from_settings(settings)
     layout = LakeLayout(settings.lake_dir)
+    events, touches = window.events(day), window.touches(day)
     return LakeReads(
-        layout.files_on_dates(window.events(day)), layout.files_on_dates(window.touches(day))
+        files={read: layout.files_on(read) for read in window.dates(day)},
+        events_window=(events[0], events[-1]),
+        touch_window=(touches[0], touches[-1]) if touches else (day, day - timedelta(days=1)),
+        reach=tuple(window.reach(day)),
     )
 
 
@@ -103,7 +125,7 @@ def build_day(settings: Settings, day: date) -> DayBuild:
     ):
         register_config_tables(con, settings)
         reads = lake_reads(settings, day)
-        _check_attribution([*reads.events, *reads.touches], day)
+        _check_attribution(reads.all_files, day)
         # Taken before the models read anything: what arrives meanwhile makes the day
         # stale again instead of being recorded as read.
         fingerprint = Fingerprinter(settings, con).current(day, reads.events)
@@ -221,30 +243,46 @@ def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
 def model_parameters(
     settings: Settings, day: date, reads: LakeReads, scratch: Path
 ) -> dict[str, Any]:
-    """The models' parameters. Each read also gets an empty lake file in today's schema
-    (from `scratch`): read_parquet needs a file on a day without events (whose costs are
-    still reported), and a column added since older lake files were written is then
-    NULL for them instead of missing."""
-
-    def paths(files: Sequence[Path]) -> list[str]:
-        return [str(path) for path in (*files, _empty_lake_file(scratch, day))]
-
+    """The models' parameters, and what run_day_models needs besides: the listed files
+    (`reads`) and an empty lake file in today's schema (from `scratch`): read_parquet
+    needs a file on a day without events (whose costs are still reported), and a column
+    added since older lake files were written is then NULL for them instead of missing."""
     return {
         "run_date": day,
         "timezone": settings.timezone,
         "currency": settings.currency,
-        "lake_files": paths(reads.events),
-        "touch_files": paths(reads.touches),
+        "window_start": reads.events_window[0],
+        "window_end": reads.events_window[1],
+        "touch_start": reads.touch_window[0],
+        "touch_end": reads.touch_window[1],
         "max_session_days": settings.flows.max_session_days,
         "attribution_lookback_days": settings.attribution.lookback_days,
+        READS: reads,
+        EMPTY_FILE: _empty_lake_file(scratch, day),
     }
 
 
 def run_day_models(con: duckdb.DuckDBPyConnection, params: Mapping[str, Any]) -> None:
-    """The day's models into TEMP tables (the *_this_run tables and the staged ones);
-    nothing persistent is touched. The connection must be prepared."""
+    """The day's models into TEMP tables (the *_this_run tables and the staged ones),
+    after bringing the lake summaries of the partitions it reads up to date: nothing
+    persistent but that cache of the lake is touched. The connection must be prepared."""
+    reads: LakeReads = params[READS]
+    empty_file: Path = params[EMPTY_FILE]
+    refresh_summaries(con, reads.files, empty_file, _WRITE_LOCK)
     for name in DAY_MODELS:
+        if name == DAY_EVENTS_MODEL:
+            # Known only now: the partitions of its reach the day's sessions have events on.
+            params = {**params, "lake_files": _day_event_files(con, reads, empty_file)}
         run_sql_model(con, name, params)
+
+
+def _day_event_files(
+    con: duckdb.DuckDBPyConnection, reads: LakeReads, empty_file: Path
+) -> list[str]:
+    first, last = reads.reach[0], reads.reach[-1]
+    rows = query_sql_model(con, "checks/day_partitions", {"first": first, "last": last})
+    dates = [row["event_date"] for row in rows.to_pylist()]
+    return [str(path) for read in dates for path in reads.files.get(read, [])] + [str(empty_file)]
 
 
 def goals_table(settings: Settings) -> pa.Table:

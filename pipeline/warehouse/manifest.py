@@ -7,6 +7,10 @@ built day, `build_manifest` holds the fingerprint of everything that determines 
              ingestion and the attribution rules, from the Parquet footers. Compaction
              (which renames files but keeps rows) leaves it unchanged; new or replayed
              events and re-attribution change it.
+    attribution  the same, per partition, for the earlier partitions only its
+             attribution look-back reads (through the lake summaries, the sessions a
+             direct session may take its source from): late events there make the day
+             stale, named by the dates they fell on
     costs    the day's marketing_costs rows: how many, their total, the newest load stamp
     config   the settings the build applies: time zone, currency, goals and their
              counting, currency rates, the build window, and each site's own time zone
@@ -46,6 +50,7 @@ LAKE_CHANGED = "new lake files"
 COSTS_CHANGED = "costs changed"
 CONFIG_CHANGED = "configuration changed"
 MODELS_CHANGED = "models changed"
+ATTRIBUTION_CHANGED = "attribution look-back changed"
 UP_TO_DATE = "up to date"
 FORCED = "forced"
 
@@ -56,6 +61,7 @@ class Fingerprint:
     costs: str
     config: str
     models: str
+    attribution: str = "{}"  # JSON: partition date -> partition_fingerprint's digest
 
     def reasons_against(self, recorded: Fingerprint | None) -> list[str]:
         """Why a day built with `recorded` is stale now; empty when it is up to date."""
@@ -66,6 +72,7 @@ class Fingerprint:
             (self.costs, recorded.costs, COSTS_CHANGED),
             (self.config, recorded.config, config_reason(self.config, recorded.config)),
             (self.models, recorded.models, MODELS_CHANGED),
+            (self.attribution, recorded.attribution, attribution_reason(self, recorded)),
         )
         return [reason for now, then, reason in compared if now != then]
 
@@ -108,7 +115,18 @@ class Fingerprinter:
             costs=self._costs.get(day, "none"),
             config=self.config,
             models=self.models,
+            attribution=self._attribution(day),
         )
+
+    def _attribution(self, day: date) -> str:
+        """The digest of each partition only the look-back of `day` reads."""
+        events = set(self.window.events(day))
+        digests = {
+            read.isoformat(): _digest(self._partition(tuple(files)).as_text())
+            for read in self.window.touches(day)
+            if read not in events and (files := self.layout.files_on(read))
+        }
+        return json.dumps(digests, sort_keys=True)
 
     def changed_since(self, day: date, moment: datetime) -> list[date]:
         """The dates of `day`'s events window whose partitions got events after `moment`
@@ -131,15 +149,18 @@ class Fingerprinter:
         return day in self._costs or any(self.layout.files_on(read) for read in dates)
 
     def _summary(self, paths: tuple[Path, ...]) -> tuple[str, str]:
-        return paths[0].parent.name, json.dumps(vars(self._partition(paths)), sort_keys=True)
+        return paths[0].parent.name, self._partition(paths).as_text()
 
     # Each partition is in many days' windows: its footers are read once per plan.
     @lru_cache(maxsize=4_096)  # noqa: B019 - one short-lived instance per plan
     def _partition(self, paths: tuple[Path, ...]) -> _PartitionSummary:
-        summary = _PartitionSummary()
-        for path in paths:
-            summary.add(path)
-        return summary
+        return _PartitionSummary.of(paths)
+
+
+def partition_fingerprint(paths: tuple[Path, ...]) -> str:
+    """What one partition's files hold, from their footers (see the lake fingerprint
+    above): the lake summaries are remade when it changes."""
+    return _PartitionSummary.of(paths).as_text()
 
 
 def _by_partition(files: list[Path]) -> list[tuple[Path, ...]]:
@@ -156,6 +177,16 @@ class _PartitionSummary:
     oldest_rules: int | None = None  # attribution rules versions
     newest_rules: int | None = None
     unsummarised: list[str] = field(default_factory=list)  # name:size of files without stats
+
+    @classmethod
+    def of(cls, paths: tuple[Path, ...]) -> _PartitionSummary:
+        summary = cls()
+        for path in paths:
+            summary.add(path)
+        return summary
+
+    def as_text(self) -> str:
+        return json.dumps(vars(self), sort_keys=True)
 
     def add(self, path: Path) -> None:
         metadata = pq.ParquetFile(path).metadata
@@ -195,6 +226,17 @@ def config_reason(now: str, then: str) -> str:
             if old is not None and old != new:
                 changes.append(f"{site} {label} {old} -> {new}")
     return f"{CONFIG_CHANGED} ({'; '.join(changes)})" if changes else CONFIG_CHANGED
+
+
+def attribution_reason(now: Fingerprint, then: Fingerprint) -> str:
+    """ATTRIBUTION_CHANGED, naming the partitions of the look-back whose events changed."""
+    try:
+        before, after = json.loads(then.attribution), json.loads(now.attribution)
+    except ValueError:
+        return ATTRIBUTION_CHANGED
+    changed = sorted(read for read in {*before, *after} if before.get(read) != after.get(read))
+    shown = ", ".join(changed[:3]) + (f" and {len(changed) - 3} more" if len(changed) > 3 else "")
+    return f"{ATTRIBUTION_CHANGED} (events of {shown})" if changed else ATTRIBUTION_CHANGED
 
 
 def _settings_digest(settings: Settings) -> str:
@@ -284,7 +326,9 @@ def _reasons(now: Fingerprinter, built: dict[date, Fingerprint], day: date) -> l
 def recorded(con: duckdb.DuckDBPyConnection) -> dict[date, Fingerprint]:
     """Every built day's recorded fingerprint."""
     return {
-        row["date"]: Fingerprint(row["lake"], row["costs"], row["config"], row["models"])
+        row["date"]: Fingerprint(
+            row["lake"], row["costs"], row["config"], row["models"], row["attribution"]
+        )
         for row in query_sql_model(con, "checks/manifest").to_pylist()
     }
 
@@ -309,6 +353,7 @@ def record(
             "costs": fingerprint.costs,
             "config": fingerprint.config,
             "models": fingerprint.models,
+            "attribution": fingerprint.attribution,
             "built_at": datetime.now(UTC),
         },
     )

@@ -29,6 +29,9 @@ SQL_DIR = Path(__file__).parent / "sql"
 # Connection settings and the warehouse's tables, created when missing.
 SETUP_MODELS = (
     "publish/connection",
+    "macros/lake_events",
+    "macros/site_amount",
+    "publish/lake_summaries",
     "publish/marketing_costs",
     "publish/warehouse_tables",
     "publish/build_manifest",
@@ -37,9 +40,11 @@ SETUP_MODELS = (
 # style: events -> sessions -> daily tables).
 DAY_MODELS = (
     "staging/stg_site_currencies",
+    "staging/stg_day_sessions",
     "staging/stg_lake_events",
     "staging/stg_events",
     "staging/stg_transactions",
+    "staging/stg_refunds",
     "staging/stg_touches",
     "sessions/sessions",
     "sessions/session_users",

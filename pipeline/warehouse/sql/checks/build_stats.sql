@@ -1,31 +1,34 @@
 -- What a build reports besides row counts: amounts kept out of the sums because their
 -- currency has no rate; sessions that lost events to the $max_session_days cut, seen
--- from this day: those dated this day, and earlier ones with events on this day (the
--- window reaches a day past the cut after, and the look-back before, so a tail is seen
--- from one side or the other unless it comes later than both); refunds without a value
--- whose purchase is not in the window (they return nothing).
-WITH window_sessions AS (
-    SELECT
-        session_id,
-        site_timezone,
-        event_ts,
-        min(event_ts) FILTER (WHERE NOT is_engagement_signal)
-            OVER (PARTITION BY session_id) AS first_ts
-    FROM stg_lake_events
+-- from this day: those dated this day (the build reads a day past the cut), and earlier
+-- ones with events on this day's partition past it (through the lake summaries), so a
+-- tail is seen from one side or the other;
+-- refunds without a value whose purchase is not in the window (they return nothing).
+WITH window_starts AS (
+    SELECT session_id, min(first_ts) AS first_ts
+    FROM lake_partition_sessions
+    WHERE event_date BETWEEN $window_start::DATE AND $window_end::DATE
+    GROUP BY session_id
+),
+
+earlier_tails_cut AS (
+    SELECT p.session_id
+    FROM lake_partition_sessions AS p
+    INNER JOIN window_starts AS w USING (session_id)
+    WHERE p.event_date = $run_date::DATE
+        AND p.last_ts > w.first_ts + to_days(CAST($max_session_days AS INTEGER))
+        AND p.session_id NOT IN (SELECT session_id FROM stg_day_sessions)
 )
 
 SELECT
     (SELECT count(*) FROM stg_events WHERE unconverted) AS unconverted_values,
     (SELECT coalesce(sum(unconverted_rows), 0) FROM stg_costs) AS unconverted_costs,
     (
-        SELECT count(DISTINCT session_id)
-        FROM window_sessions
-        WHERE event_ts > first_ts + to_days(CAST($max_session_days AS INTEGER))
-            AND (
-                CAST(timezone(site_timezone, first_ts) AS DATE) = $run_date::DATE
-                OR CAST(timezone(site_timezone, event_ts) AS DATE) = $run_date::DATE
-            )
-    ) AS cut_sessions,
+        SELECT count(DISTINCT e.session_id)
+        FROM stg_lake_events AS e
+        INNER JOIN stg_day_sessions AS d USING (session_id)
+        WHERE e.event_ts > d.first_ts + to_days(CAST($max_session_days AS INTEGER))
+    ) + (SELECT count(*) FROM earlier_tails_cut) AS cut_sessions,
     (
         SELECT count(*)
         FROM stg_events AS e

@@ -1,4 +1,4 @@
 -- Every built day's recorded fingerprints (grain: date).
-SELECT date, lake, costs, config, models, built_at
+SELECT date, lake, costs, config, models, attribution, built_at
 FROM build_manifest
 ORDER BY date;

@@ -9,3 +9,7 @@ CREATE TABLE IF NOT EXISTS build_manifest (
     models VARCHAR NOT NULL,     -- the SQL models' text
     built_at TIMESTAMPTZ NOT NULL
 );
+-- The partitions only its attribution look-back reads, each with its files' digest (JSON).
+-- Added after the table's first version: days recorded before have none (their models
+-- fingerprint differs anyway, so they are stale).
+ALTER TABLE build_manifest ADD COLUMN IF NOT EXISTS attribution VARCHAR DEFAULT '{}';

@@ -28,17 +28,20 @@
 --   a stable client id (visitor_scope 'client', or, for events without a scope, a visitor
 --   seen with a client session id in the window), else NULL: a cookie-free visitor.
 --
--- Reads: stg_events, stg_lake_events, stg_transactions, stg_touches (source, medium,
+-- Reads: stg_events, stg_lake_events, stg_transactions, stg_refunds, stg_touches,
+-- lake_partition_sessions (source, medium,
 -- campaign and channel_group were derived, and normalised, at ingestion:
 -- pipeline/sessions/attribution.py), goals(name, value, counting).
 CREATE OR REPLACE TEMP TABLE session_facts AS
 WITH stable_visitors AS (
-    SELECT site_id, visitor_id
-    FROM stg_lake_events
-    GROUP BY site_id, visitor_id
-    HAVING bool_or(
-        visitor_scope = 'client' OR (visitor_scope IS NULL AND client_session_id IS NOT NULL)
-    )
+    -- Through the lake summaries: whether any session of the visitor in the build's
+    -- window (not only the day's) showed a client id.
+    SELECT l.site_id, l.visitor_id
+    FROM lake_partition_sessions AS l
+    SEMI JOIN stg_lake_events AS e ON e.site_id = l.site_id AND e.visitor_id = l.visitor_id
+    WHERE l.event_date BETWEEN $window_start::DATE AND $window_end::DATE
+    GROUP BY l.site_id, l.visitor_id
+    HAVING bool_or(l.stable_client)
 ),
 
 people AS (
@@ -157,15 +160,17 @@ anonymous_refund_shares AS (
     -- purchase's counted amount: each takes what it claims (its own amount, or the whole
     -- purchase when it sent none) of what the refunds before it (by event_ts, event_id,
     -- over the build's window) left.
-    SELECT site_id, event_id, greatest(0, least(claim, cap - (claimed - claim))) AS share
+    SELECT
+        site_id, event_date, event_id, greatest(0, least(claim, cap - (claimed - claim))) AS share
     FROM (
         SELECT
             site_id,
+            event_date,
             event_id,
             claim,
             cap,
             sum(claim) OVER (
-                PARTITION BY site_id, transaction_id ORDER BY event_ts, event_id
+                PARTITION BY site_id, transaction_id ORDER BY event_ts, event_id, event_date
                 ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
             ) AS claimed
         FROM (
@@ -173,13 +178,14 @@ anonymous_refund_shares AS (
                 r.site_id,
                 r.transaction_id,
                 r.event_ts,
+                r.event_date,
                 r.event_id,
                 CASE WHEN r.value IS NULL THEN t.purchase_value ELSE r.value_site END
                     AS claim,
                 coalesce(t.purchase_value, 0) AS cap
-            FROM stg_lake_events AS r
+            FROM stg_refunds AS r
             INNER JOIN stg_transactions AS t USING (site_id, transaction_id)
-            WHERE r.event_name = 'refund' AND r.is_anonymous AND t.purchase_is_anonymous
+            WHERE r.is_anonymous AND t.purchase_is_anonymous
         )
     )
 ),
@@ -200,7 +206,7 @@ refunds AS (
         ) AS refunds
     FROM stg_events AS e
     LEFT JOIN stg_transactions AS t USING (site_id, transaction_id)
-    LEFT JOIN anonymous_refund_shares AS a USING (site_id, event_id)
+    LEFT JOIN anonymous_refund_shares AS a USING (site_id, event_date, event_id)
     WHERE e.event_name = 'refund'
     GROUP BY e.session_id
 ),

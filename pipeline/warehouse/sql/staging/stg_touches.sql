@@ -1,36 +1,61 @@
--- stg_touches: the non-direct sessions of the attribution look-back (grain: session),
--- which a later direct session of the same user may take its source from (GA4's
--- default reporting credits a direct session to the visitor's last non-direct source, as
--- dbt-ga4 does). A session's source is that of its first event; the user is the
--- session's user_id when it sent one, else its visitor id, so for cookie-free visitors,
--- whose ids live one day, only the same day's sessions can be touches.
+-- grain: one row per non-direct session of the look-back that a session of the day may take its source from (site_id, attribution_user, session_start)
+-- reads: lake_partition_sessions, stg_lake_events
+-- unique: site_id, attribution_user, session_start
+-- not_null: site_id, attribution_user, session_start
 --
--- Parameters: $touch_files (parquet paths: BuildWindow.touches, empty when direct
--- sessions are kept).
+-- stg_touches: the non-direct sessions of the attribution look-back which a later direct
+-- session of the same user may take its source from (GA4's default reporting credits a
+-- direct session to the visitor's last non-direct source, as dbt-ga4 does). A session's
+-- source is that of its first event; the user is the session's user_id when it sent one,
+-- else its visitor id, so for cookie-free visitors, whose ids live one day, only the same
+-- day's sessions can be touches.
+--
+-- Read from the lake summaries (the parts of sessions on each partition of the look-back,
+-- combined), and only the sessions of users the day's sessions have: the others cannot
+-- be anyone's touch today.
+--
+-- Parameters: $touch_start, $touch_end (BuildWindow.touches; a start after the end when
+-- direct sessions are kept).
 CREATE OR REPLACE TEMP TABLE stg_touches AS
-WITH lake AS (
-    SELECT site_id, visitor_id, user_id, session_id, event_id, event_ts, event_name,
-        source, medium, campaign, channel_group
-    FROM read_parquet($touch_files::VARCHAR[], union_by_name = true)
-    WHERE event_name NOT IN ('user_engagement', 'engagement')
+WITH day_users AS (
+    SELECT DISTINCT site_id, visitor_id AS attribution_user FROM stg_lake_events
+    UNION
+    SELECT DISTINCT site_id, user_id FROM stg_lake_events WHERE user_id IS NOT NULL
+),
+
+look_back AS (
+    SELECT *
+    FROM lake_partition_sessions
+    WHERE event_date BETWEEN $touch_start::DATE AND $touch_end::DATE
+),
+
+candidates AS (
+    SELECT l.session_id
+    FROM look_back AS l
+    SEMI JOIN day_users AS u ON u.site_id = l.site_id AND u.attribution_user = l.visitor_id
+    UNION
+    SELECT l.session_id
+    FROM look_back AS l
+    SEMI JOIN day_users AS u ON u.site_id = l.site_id AND u.attribution_user = l.user_id
 ),
 
 sessions AS (
     SELECT
-        session_id,
-        any_value(site_id) AS site_id,
+        l.session_id,
+        any_value(l.site_id) AS site_id,
         coalesce(
-            arg_min(user_id, (event_ts, event_id)) FILTER (WHERE user_id IS NOT NULL),
-            any_value(visitor_id)
+            arg_min(l.user_id, (l.user_ts, l.user_event_id)) FILTER (WHERE l.user_id IS NOT NULL),
+            min(l.visitor_id)
         ) AS attribution_user,
-        min(event_ts) AS session_start,
+        min(l.first_ts) AS session_start,
         arg_min(
-            {'source': source, 'medium': medium, 'campaign': campaign,
-             'channel_group': channel_group},
-            (event_ts, event_id)
-        ) AS first_touch
-    FROM lake
-    GROUP BY session_id
+            {'source': l.source, 'medium': l.medium, 'campaign': l.campaign,
+             'channel_group': l.channel_group},
+            (l.first_ts, l.first_event_id)
+        ) FILTER (WHERE l.first_ts IS NOT NULL) AS first_touch
+    FROM look_back AS l
+    SEMI JOIN candidates AS c ON c.session_id = l.session_id
+    GROUP BY l.session_id
 )
 
 SELECT
