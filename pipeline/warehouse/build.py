@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import tempfile
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -95,7 +95,12 @@ class LakeReads:
     def events(self) -> list[Path]:
         """The files of the events window: the build manifest's lake fingerprint."""
         first, last = self.events_window
-        return [path for day, paths in sorted(self.files.items()) if first <= day <= last for path in paths]
+        return [
+            path
+            for day, paths in sorted(self.files.items())
+            if first <= day <= last
+            for path in paths
+        ]
 
     @property
     def all_files(self) -> list[Path]:
