@@ -277,13 +277,15 @@ def run_day_models(con: duckdb.DuckDBPyConnection, params: Mapping[str, Any]) ->
     for name in DAY_MODELS:
         if name == DAY_EVENTS_MODEL:
             # Known only now: the partitions of its reach the day's sessions have events on.
-            params = {**params, "lake_files": _day_event_files(con, reads, empty_file)}
+            params = {**params, "lake_files": day_event_files(con, reads, empty_file)}
         run_sql_model(con, name, params)
 
 
-def _day_event_files(
+def day_event_files(
     con: duckdb.DuckDBPyConnection, reads: LakeReads, empty_file: Path
 ) -> list[str]:
+    """The files of the partitions of the day's reach that its sessions (stg_day_sessions)
+    have events on, and `empty_file`: all the raw events its build reads."""
     first, last = reads.reach[0], reads.reach[-1]
     rows = query_sql_model(con, "checks/day_partitions", {"first": first, "last": last})
     dates = [row["event_date"] for row in rows.to_pylist()]

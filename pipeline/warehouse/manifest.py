@@ -282,7 +282,8 @@ def plan_daily(
     """The target day unless up to date (always when `force`); the look-back days whose
     inputs changed (and those never built that have data); older days whose window
     changed only in the look-back's partitions; every built day whose costs changed,
-    however old."""
+    however old. Older days whose window or attribution look-back got older events are
+    reported (outside_lookback), not built."""
     now = Fingerprinter(settings, con)
     built = recorded(con)
     window_start = target - timedelta(days=settings.flows.lookback_days)
@@ -304,6 +305,9 @@ def plan_daily(
                 states[day] = DayState(day, reasons)
             else:
                 outside.append(day)
+        elif day < window_start and any(r.startswith(ATTRIBUTION_CHANGED) for r in reasons):
+            # Late events of its attribution look-back: as old, so a backfill's decision.
+            outside.append(day)
     return DailyPlan(target, [states[day] for day in sorted(states)], outside)
 
 

@@ -1,0 +1,132 @@
+"""The lake summaries (pipeline/warehouse/summaries.py): a day's build reads the raw
+events of its own sessions only, the summaries are remade exactly when a partition's
+files change, and late events in the attribution look-back make a day stale by name."""
+
+from __future__ import annotations
+
+import tempfile
+import threading
+from datetime import date, timedelta
+from pathlib import Path
+
+from pipeline.config import Settings
+from pipeline.lake.paths import LakeLayout
+from pipeline.warehouse.build import (
+    EMPTY_FILE,
+    READS,
+    build_day,
+    day_event_files,
+    lake_reads,
+    model_parameters,
+    open_warehouse,
+    register_config_tables,
+    run_day_models,
+)
+from pipeline.warehouse.manifest import ATTRIBUTION_CHANGED, plan_days
+from pipeline.warehouse.summaries import refresh_summaries
+from tests.unit.warehouse.test_warehouse_models import (
+    T0,
+    event,
+    import_events,
+    make_settings,
+    warehouse_rows,
+)
+
+SOURCE_COLUMNS = slice(13, 17)  # source, medium, campaign, channel_group of `sessions`
+
+DAY = date(2026, 11, 1)  # T0's date (12:00 UTC)
+
+
+def _history(days: int) -> list[dict[str, object]]:
+    """One visitor a day before DAY, each with a page view."""
+    return [
+        event(f"h{n}", "page_view", T0 - timedelta(days=n), f"old{n}", session_id=f"H{n}")
+        for n in range(1, days + 1)
+    ]
+
+
+def test_a_days_build_reads_only_the_partitions_its_own_sessions_have_events_on(
+    tmp_path: Path,
+) -> None:
+    settings = make_settings(tmp_path / "data")
+    import_events(settings, [
+        *_history(20),
+        # The day's session runs past midnight into the next partition.
+        event("a1", "page_view", T0.replace(hour=23, minute=50), "v", session_id="A"),
+        event("a2", "page_view", T0.replace(hour=23, minute=50) + timedelta(minutes=20), "v",
+              session_id="A"),
+        # Another visitor two days later: its partition is in the day's reach, not read.
+        event("b1", "page_view", T0 + timedelta(days=2), "w", session_id="B"),
+    ], tmp_path / "events.jsonl")  # fmt: skip
+    layout = LakeLayout(settings.lake_dir)
+
+    with open_warehouse(settings) as con, tempfile.TemporaryDirectory() as scratch:
+        register_config_tables(con, settings)
+        params = model_parameters(settings, DAY, lake_reads(settings, DAY), Path(scratch))
+        run_day_models(con, params)
+        read = day_event_files(con, params[READS], params[EMPTY_FILE])
+        sessions = con.execute("SELECT events FROM sessions_this_run").fetchall()
+
+    expected = [*layout.files_on(DAY), *layout.files_on(DAY + timedelta(days=1))]
+    assert sorted(read[:-1]) == sorted(str(path) for path in expected)
+    assert read[-1] == str(params[EMPTY_FILE])
+    assert sessions == [(2,)]  # both its events, one on each partition
+
+
+def test_summaries_are_remade_exactly_when_a_partitions_files_change(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path / "data")
+    import_events(settings, _history(10), tmp_path / "history.jsonl")
+    build_day(settings, DAY)
+    layout = LakeLayout(settings.lake_dir)
+    late_day, compacted_day = DAY - timedelta(days=3), DAY - timedelta(days=5)
+
+    def refresh() -> list[date]:
+        reads = lake_reads(settings, DAY)
+        with open_warehouse(settings) as con, tempfile.TemporaryDirectory() as scratch:
+            empty = model_parameters(settings, DAY, reads, Path(scratch))[EMPTY_FILE]
+            return refresh_summaries(con, reads.files, empty, threading.Lock())
+
+    assert refresh() == []
+    late = event("late", "page_view", T0 - timedelta(days=3, hours=1), "late", session_id="L")
+    import_events(settings, [late], tmp_path / "late.jsonl")
+    (renamed,) = layout.files_on(compacted_day)
+    renamed.rename(renamed.with_name("compacted.parquet"))  # same rows: compaction
+    assert refresh() == [late_day]
+    assert refresh() == []
+    with open_warehouse(settings) as con:
+        parts = con.execute(
+            "SELECT count(*) FROM lake_partition_sessions WHERE event_date = ?", [late_day]
+        ).fetchall()
+    assert parts == [(2,)]  # H3's and the late one's
+
+
+def test_a_late_touch_in_the_attribution_look_back_makes_the_day_stale_by_name(
+    tmp_path: Path,
+) -> None:
+    settings = make_settings(tmp_path / "data")
+    import_events(settings, [
+        *_history(30),
+        event("d1", "page_view", T0, "v-today", user_id="u1"),  # direct
+    ], tmp_path / "events.jsonl")  # fmt: skip
+    build_day(settings, DAY)
+    assert _sources(settings) == [("(direct)", "(none)", "(not set)", "Direct")]
+    touch_day = DAY - timedelta(days=20)
+    newsletter = event(
+        "t1", "page_view", T0 - timedelta(days=20), "v-then", user_id="u1",
+        page_url="https://shop.example/?utm_source=newsletter&utm_medium=email&utm_campaign=nov",
+    )  # fmt: skip
+    import_events(settings, [newsletter], tmp_path / "late.jsonl")
+
+    with open_warehouse(settings) as con:
+        (state,) = plan_days(settings, con, [DAY], force=False)
+    assert state.reasons == [f"{ATTRIBUTION_CHANGED} (events of {touch_day})"]
+
+    build_day(settings, DAY)
+    assert _sources(settings) == [("newsletter", "email", "nov", "Email")]
+    with open_warehouse(settings) as con:
+        (state,) = plan_days(settings, con, [DAY], force=False)
+    assert state.reasons == []
+
+
+def _sources(settings: Settings) -> list[tuple[object, ...]]:
+    return [row[SOURCE_COLUMNS] for row in warehouse_rows(settings, "sessions")]
