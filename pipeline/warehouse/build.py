@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import tempfile
-import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -23,12 +22,10 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from pipeline.config import Settings
 from pipeline.duckdb_connections import connect, memory_bounded
 from pipeline.errors import SessionflowError
-from pipeline.events.schema import lake_arrow_schema
 from pipeline.faults import fault_point
 from pipeline.lake.files import disk_error
 from pipeline.lake.paths import BuildWindow, LakeLayout
@@ -39,6 +36,8 @@ from pipeline.warehouse.manifest import (
     config_fingerprint,
     models_fingerprint,
     record,
+    touch_digest,
+    with_touches,
 )
 from pipeline.warehouse.models import (
     DAY_MODELS,
@@ -48,16 +47,14 @@ from pipeline.warehouse.models import (
     run_sql_model,
 )
 from pipeline.warehouse.publish import DAY_OUTPUTS, PERIOD_OUTPUTS, publish_marts, replace_period
-from pipeline.warehouse.summaries import refresh_summaries
+from pipeline.warehouse.summaries import WRITE_LOCK, empty_lake_file, refresh_summaries
 
 MONEY = pa.decimal128(18, 4)
 # The model that reads the day's raw events, and the parameters only Python reads.
 DAY_EVENTS_MODEL = "staging/stg_lake_events"
 READS = "reads"
-EMPTY_FILE = "empty_file"
-# Serialises this process's writes to the warehouse's catalog and its commits; other
-# processes are kept out by pipeline.warehouse.lock.
-_WRITE_LOCK = threading.Lock()
+SCRATCH = "scratch"
+_WRITE_LOCK = WRITE_LOCK  # one writer of the catalog at a time in this process
 
 
 # A check's name, whether it passed, its detail, the first names it lists and how many
@@ -136,6 +133,7 @@ def build_day(settings: Settings, day: date) -> DayBuild:
         fingerprint = Fingerprinter(settings, con).current(day, reads.events)
         params = model_parameters(settings, day, reads, Path(scratch))
         run_day_models(con, params)
+        fingerprint = with_touches(fingerprint, touch_digest(con))
 
         # Commit and publish one build at a time: days compute in parallel, but the
         # month-to-date row and its mart must reflect every commit before them.
@@ -249,9 +247,8 @@ def model_parameters(
     settings: Settings, day: date, reads: LakeReads, scratch: Path
 ) -> dict[str, Any]:
     """The models' parameters, and what run_day_models needs besides: the listed files
-    (`reads`) and an empty lake file in today's schema (from `scratch`): read_parquet
-    needs a file on a day without events (whose costs are still reported), and a column
-    added since older lake files were written is then NULL for them instead of missing."""
+    (`reads`) and a `scratch` directory (for an empty lake file in today's schema:
+    pipeline.warehouse.summaries.empty_lake_file)."""
     return {
         "run_date": day,
         "timezone": settings.timezone,
@@ -263,7 +260,7 @@ def model_parameters(
         "max_session_days": settings.flows.max_session_days,
         "attribution_lookback_days": settings.attribution.lookback_days,
         READS: reads,
-        EMPTY_FILE: _empty_lake_file(scratch, day),
+        SCRATCH: scratch,
     }
 
 
@@ -272,24 +269,24 @@ def run_day_models(con: duckdb.DuckDBPyConnection, params: Mapping[str, Any]) ->
     after bringing the lake summaries of the partitions it reads up to date: nothing
     persistent but that cache of the lake is touched. The connection must be prepared."""
     reads: LakeReads = params[READS]
-    empty_file: Path = params[EMPTY_FILE]
-    refresh_summaries(con, reads.files, empty_file, _WRITE_LOCK)
+    scratch: Path = params[SCRATCH]
+    refresh_summaries(con, reads.files, scratch)
     for name in DAY_MODELS:
         if name == DAY_EVENTS_MODEL:
             # Known only now: the partitions of its reach the day's sessions have events on.
-            params = {**params, "lake_files": day_event_files(con, reads, empty_file)}
+            params = {**params, "lake_files": day_event_files(con, reads, scratch)}
         run_sql_model(con, name, params)
 
 
-def day_event_files(
-    con: duckdb.DuckDBPyConnection, reads: LakeReads, empty_file: Path
-) -> list[str]:
+def day_event_files(con: duckdb.DuckDBPyConnection, reads: LakeReads, scratch: Path) -> list[str]:
     """The files of the partitions of the day's reach that its sessions (stg_day_sessions)
-    have events on, and `empty_file`: all the raw events its build reads."""
+    have events on, and an empty one in today's schema: all the raw events its build
+    reads."""
     first, last = reads.reach[0], reads.reach[-1]
     rows = query_sql_model(con, "checks/day_partitions", {"first": first, "last": last})
     dates = [row["event_date"] for row in rows.to_pylist()]
-    return [str(path) for read in dates for path in reads.files.get(read, [])] + [str(empty_file)]
+    files = [path for read in dates for path in reads.files.get(read, [])]
+    return [str(path) for path in (*files, empty_lake_file(scratch))]
 
 
 def goals_table(settings: Settings) -> pa.Table:
@@ -338,11 +335,3 @@ def _check_attribution(files: list[Path], day: date) -> None:
             f"{len(stale)} lake files read by {day}'s build predate the current attribution "
             f"rules (e.g. {stale[0]}): run `sessionflow reattribute`, then build again"
         )
-
-
-def _empty_lake_file(directory: Path, day: date) -> Path:
-    path = LakeLayout(directory).event_file(day, "empty")
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        pq.write_table(lake_arrow_schema().empty_table(), path)
-    return path

@@ -7,10 +7,14 @@ built day, `build_manifest` holds the fingerprint of everything that determines 
              ingestion and the attribution rules, from the Parquet footers. Compaction
              (which renames files but keeps rows) leaves it unchanged; new or replayed
              events and re-attribution change it.
-    attribution  the same, per partition, for the earlier partitions only its
-             attribution look-back reads (through the lake summaries, the sessions a
-             direct session may take its source from): late events there make the day
-             stale, named by the dates they fell on
+    attribution  the touches its last non-direct attribution took (stg_touches: the
+             non-direct sessions of its users in the look-back, from the lake summaries),
+             and the footers, per partition, of the earlier partitions only that
+             look-back reads. When late events change those partitions, the touches are
+             computed again for the users the day was built with
+             (day_attribution_users): the day is stale, named by the partitions' dates,
+             only if they differ. (A read-only look, as `status`'s, cannot bring the
+             summaries up to date: it calls the day stale when they are behind.)
     costs    the day's marketing_costs rows: how many, their total, the newest load stamp
     config   the settings the build applies: time zone, currency, goals and their
              counting, currency rates, the build window, and each site's own time zone
@@ -31,18 +35,24 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from dataclasses import dataclass, field
+import tempfile
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import cache, lru_cache
 from pathlib import Path
+from typing import Any
 
 import duckdb
-import pyarrow.parquet as pq
 
 from pipeline.config import Settings
 from pipeline.lake.paths import BuildWindow, LakeLayout
-from pipeline.lake.store import footer_range
 from pipeline.warehouse.models import SQL_DIR, query_sql_model, run_sql_model
+from pipeline.warehouse.summaries import (
+    PartitionSummary,
+    outdated,
+    partition_fingerprint,
+    refresh_summaries,
+)
 
 # What changed, in the order a day's reason is reported.
 NOT_BUILT = "not built yet"
@@ -61,10 +71,11 @@ class Fingerprint:
     costs: str
     config: str
     models: str
-    attribution: str = "{}"  # JSON: partition date -> partition_fingerprint's digest
+    attribution: str = "{}"  # JSON: {"partitions": {date: digest}, "touches": digest}
 
     def reasons_against(self, recorded: Fingerprint | None) -> list[str]:
-        """Why a day built with `recorded` is stale now; empty when it is up to date."""
+        """Why a day built with `recorded` is stale now, but for its attribution
+        (Fingerprinter.reasons); empty when it is up to date."""
         if recorded is None:
             return [NOT_BUILT]
         compared = (
@@ -72,7 +83,6 @@ class Fingerprint:
             (self.costs, recorded.costs, COSTS_CHANGED),
             (self.config, recorded.config, config_reason(self.config, recorded.config)),
             (self.models, recorded.models, MODELS_CHANGED),
-            (self.attribution, recorded.attribution, attribution_reason(self, recorded)),
         )
         return [reason for now, then, reason in compared if now != then]
 
@@ -94,7 +104,11 @@ class Fingerprinter:
     """The current fingerprint of any day, from one look at the warehouse's costs (its
     tables must exist: pipeline.warehouse.build.ensure_tables)."""
 
-    def __init__(self, settings: Settings, con: duckdb.DuckDBPyConnection) -> None:
+    def __init__(
+        self, settings: Settings, con: duckdb.DuckDBPyConnection, *, read_only: bool = False
+    ) -> None:
+        self.con = con
+        self.read_only = read_only  # cannot bring the lake summaries up to date
         self.layout = LakeLayout(settings.lake_dir)
         self.window = BuildWindow.from_settings(settings)
         self.config = config_fingerprint(settings)
@@ -118,15 +132,59 @@ class Fingerprinter:
             attribution=self._attribution(day),
         )
 
+    def reasons(self, day: date, recorded: Fingerprint | None) -> list[str]:
+        """Why `day`, built with `recorded`, is stale now; empty when it is up to date."""
+        now = self.current(day)
+        reasons = now.reasons_against(recorded)
+        if recorded is not None and (changed := self._attribution_changed(day, now, recorded)):
+            shown = ", ".join(changed[:3]) + (
+                f" and {len(changed) - 3} more" if len(changed) > 3 else ""
+            )
+            reasons.append(f"{ATTRIBUTION_CHANGED} (events of {shown})")
+        return reasons
+
+    def touches(self, day: date) -> str:
+        """The digest of the touches the build of `day` would take now, for the users it
+        was built with."""
+        first, last = self._touch_window(day)
+        run_sql_model(self.con, "checks/day_users_as_built", {"run_date": day})
+        run_sql_model(self.con, "staging/stg_touches", {"touch_start": first, "touch_end": last})
+        return touch_digest(self.con)
+
     def _attribution(self, day: date) -> str:
-        """The digest of each partition only the look-back of `day` reads."""
+        """The footers' digest of each partition only the look-back of `day` reads."""
+        return json.dumps({"partitions": self._look_back_partitions(day)}, sort_keys=True)
+
+    def _look_back_partitions(self, day: date) -> dict[str, str]:
         events = set(self.window.events(day))
-        digests = {
+        return {
             read.isoformat(): _digest(self._partition(tuple(files)).as_text())
             for read in self.window.touches(day)
             if read not in events and (files := self.layout.files_on(read))
         }
-        return json.dumps(digests, sort_keys=True)
+
+    def _attribution_changed(self, day: date, now: Fingerprint, recorded: Fingerprint) -> list[str]:
+        """The look-back partitions whose events changed, when the touches they give the
+        day changed too (or cannot be known: summaries behind, read-only)."""
+        then = _attribution_of(recorded)
+        after: dict[str, str] = json.loads(now.attribution)["partitions"]
+        before: dict[str, str] = then.get("partitions", {})
+        changed = sorted(read for read in {*before, *after} if before.get(read) != after.get(read))
+        if not changed or "touches" not in then:
+            return changed
+        files = {read: self.layout.files_on(read) for read in self.window.touches(day)}
+        if self.read_only:
+            wanted = {read: partition_fingerprint(tuple(paths)) for read, paths in files.items()}
+            if outdated(self.con, wanted):
+                return changed
+        else:
+            with tempfile.TemporaryDirectory(prefix="sessionflow-plan-") as scratch:
+                refresh_summaries(self.con, files, Path(scratch))
+        return [] if self.touches(day) == then["touches"] else changed
+
+    def _touch_window(self, day: date) -> tuple[date, date]:
+        touches = self.window.touches(day)
+        return (touches[0], touches[-1]) if touches else (day, day - timedelta(days=1))
 
     def changed_since(self, day: date, moment: datetime) -> list[date]:
         """The dates of `day`'s events window whose partitions got events after `moment`
@@ -153,14 +211,8 @@ class Fingerprinter:
 
     # Each partition is in many days' windows: its footers are read once per plan.
     @lru_cache(maxsize=4_096)  # noqa: B019 - one short-lived instance per plan
-    def _partition(self, paths: tuple[Path, ...]) -> _PartitionSummary:
-        return _PartitionSummary.of(paths)
-
-
-def partition_fingerprint(paths: tuple[Path, ...]) -> str:
-    """What one partition's files hold, from their footers (see the lake fingerprint
-    above): the lake summaries are remade when it changes."""
-    return _PartitionSummary.of(paths).as_text()
+    def _partition(self, paths: tuple[Path, ...]) -> PartitionSummary:
+        return PartitionSummary.of(paths)
 
 
 def _by_partition(files: list[Path]) -> list[tuple[Path, ...]]:
@@ -168,38 +220,6 @@ def _by_partition(files: list[Path]) -> list[tuple[Path, ...]]:
     for path in files:
         partitions.setdefault(path.parent, []).append(path)
     return [tuple(paths) for paths in partitions.values()]
-
-
-@dataclass
-class _PartitionSummary:
-    rows: int = 0
-    newest_ingestion: str = ""
-    oldest_rules: int | None = None  # attribution rules versions
-    newest_rules: int | None = None
-    unsummarised: list[str] = field(default_factory=list)  # name:size of files without stats
-
-    @classmethod
-    def of(cls, paths: tuple[Path, ...]) -> _PartitionSummary:
-        summary = cls()
-        for path in paths:
-            summary.add(path)
-        return summary
-
-    def as_text(self) -> str:
-        return json.dumps(vars(self), sort_keys=True)
-
-    def add(self, path: Path) -> None:
-        metadata = pq.ParquetFile(path).metadata
-        self.rows += metadata.num_rows
-        ingested = footer_range(metadata, "ingested_at")
-        rules = footer_range(metadata, "attribution_rules")
-        if ingested is None or rules is None:
-            self.unsummarised = sorted([*self.unsummarised, f"{path.name}:{path.stat().st_size}"])
-            return
-        self.newest_ingestion = max(self.newest_ingestion, ingested[1].isoformat())
-        low, high = rules
-        self.oldest_rules = low if self.oldest_rules is None else min(self.oldest_rules, low)
-        self.newest_rules = high if self.newest_rules is None else max(self.newest_rules, high)
 
 
 def config_fingerprint(settings: Settings) -> str:
@@ -226,17 +246,6 @@ def config_reason(now: str, then: str) -> str:
             if old is not None and old != new:
                 changes.append(f"{site} {label} {old} -> {new}")
     return f"{CONFIG_CHANGED} ({'; '.join(changes)})" if changes else CONFIG_CHANGED
-
-
-def attribution_reason(now: Fingerprint, then: Fingerprint) -> str:
-    """ATTRIBUTION_CHANGED, naming the partitions of the look-back whose events changed."""
-    try:
-        before, after = json.loads(then.attribution), json.loads(now.attribution)
-    except ValueError:
-        return ATTRIBUTION_CHANGED
-    changed = sorted(read for read in {*before, *after} if before.get(read) != after.get(read))
-    shown = ", ".join(changed[:3]) + (f" and {len(changed) - 3} more" if len(changed) > 3 else "")
-    return f"{ATTRIBUTION_CHANGED} (events of {shown})" if changed else ATTRIBUTION_CHANGED
 
 
 def _settings_digest(settings: Settings) -> str:
@@ -295,7 +304,7 @@ def plan_daily(
     built_at = built_times(con)
     outside = []
     for day in sorted(built.keys() - states.keys()):
-        reasons = now.current(day).reasons_against(built[day])
+        reasons = now.reasons(day, built[day])
         if COSTS_CHANGED in reasons:
             states[day] = DayState(day, reasons)
         elif LAKE_CHANGED in reasons and day < window_start:
@@ -312,16 +321,22 @@ def plan_daily(
 
 
 def plan_days(
-    settings: Settings, con: duckdb.DuckDBPyConnection, days: list[date], *, force: bool
+    settings: Settings,
+    con: duckdb.DuckDBPyConnection,
+    days: list[date],
+    *,
+    force: bool,
+    read_only: bool = False,
 ) -> list[DayState]:
-    """Each of `days` with why it must be built; up to date ones have no reasons."""
-    now = Fingerprinter(settings, con)
+    """Each of `days` with why it must be built; up to date ones have no reasons.
+    `read_only`: a look that cannot bring the lake summaries up to date (`status`)."""
+    now = Fingerprinter(settings, con, read_only=read_only)
     built = recorded(con)
     return [DayState(day, [FORCED] if force else _reasons(now, built, day)) for day in days]
 
 
 def _reasons(now: Fingerprinter, built: dict[date, Fingerprint], day: date) -> list[str]:
-    return now.current(day).reasons_against(built.get(day))
+    return now.reasons(day, built.get(day))
 
 
 # -- the table -----------------------------------------------------------------------------
@@ -361,6 +376,26 @@ def record(
             "built_at": datetime.now(UTC),
         },
     )
+
+
+def touch_digest(con: duckdb.DuckDBPyConnection) -> str:
+    """The digest of the connection's stg_touches (any order)."""
+    (row,) = query_sql_model(con, "checks/touch_digest").to_pylist()
+    return str(row["digest"])
+
+
+def with_touches(fingerprint: Fingerprint, touches: str) -> Fingerprint:
+    """`fingerprint` with the digest of the touches its build took (Fingerprinter.touches)."""
+    attribution = {**json.loads(fingerprint.attribution), "touches": touches}
+    return dataclasses.replace(fingerprint, attribution=json.dumps(attribution, sort_keys=True))
+
+
+def _attribution_of(fingerprint: Fingerprint) -> dict[str, Any]:
+    try:
+        value = json.loads(fingerprint.attribution)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 def _digest(value: object) -> str:

@@ -45,6 +45,7 @@ DAY_MODELS = (
     "staging/stg_events",
     "staging/stg_transactions",
     "staging/stg_refunds",
+    "staging/stg_day_users",
     "staging/stg_touches",
     "sessions/sessions",
     "sessions/session_users",

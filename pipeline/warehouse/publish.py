@@ -55,7 +55,10 @@ OUTPUTS = (
     Output("monthly_sessions_per_user", "monthly_sessions_per_user_this_run", "month", "month"),
 )
 # Tables the build keeps in the warehouse for later builds, without a mart.
-WAREHOUSE_ONLY = (Output("session_users", "session_users_this_run", "date", "session_date"),)
+WAREHOUSE_ONLY = (
+    Output("session_users", "session_users_this_run", "date", "session_date"),
+    Output("day_attribution_users", "stg_day_users", "date", "date"),
+)
 DAY_OUTPUTS = tuple(o for o in (*OUTPUTS, *WAREHOUSE_ONLY) if o.period == "date")
 # Week- and month-to-date rows, recomputed from the warehouse after each day is stored.
 PERIOD_OUTPUTS = tuple(o for o in OUTPUTS if o.period != "date")

@@ -59,7 +59,7 @@ def warehouse_status(settings: Settings) -> WarehouseStatus:
             return WarehouseStatus()
         built: list[date] = sorted(recorded(con))
         return WarehouseStatus(
-            days=plan_days(settings, con, built, force=False),
+            days=plan_days(settings, con, built, force=False, read_only=True),
             costs=query_sql_model(con, "checks/cost_ranges").to_pylist(),
         )
 

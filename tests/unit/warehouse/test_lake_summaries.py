@@ -5,15 +5,14 @@ files change, and late events in the attribution look-back make a day stale by n
 from __future__ import annotations
 
 import tempfile
-import threading
 from datetime import date, timedelta
 from pathlib import Path
 
 from pipeline.config import Settings
 from pipeline.lake.paths import LakeLayout
 from pipeline.warehouse.build import (
-    EMPTY_FILE,
     READS,
+    SCRATCH,
     build_day,
     day_event_files,
     lake_reads,
@@ -23,7 +22,7 @@ from pipeline.warehouse.build import (
     run_day_models,
 )
 from pipeline.warehouse.manifest import ATTRIBUTION_CHANGED, plan_days
-from pipeline.warehouse.summaries import refresh_summaries
+from pipeline.warehouse.summaries import empty_lake_file, refresh_summaries
 from tests.unit.warehouse.test_warehouse_models import (
     T0,
     event,
@@ -64,12 +63,12 @@ def test_a_days_build_reads_only_the_partitions_its_own_sessions_have_events_on(
         register_config_tables(con, settings)
         params = model_parameters(settings, DAY, lake_reads(settings, DAY), Path(scratch))
         run_day_models(con, params)
-        read = day_event_files(con, params[READS], params[EMPTY_FILE])
+        read = day_event_files(con, params[READS], params[SCRATCH])
         sessions = con.execute("SELECT events FROM sessions_this_run").fetchall()
 
     expected = [*layout.files_on(DAY), *layout.files_on(DAY + timedelta(days=1))]
     assert sorted(read[:-1]) == sorted(str(path) for path in expected)
-    assert read[-1] == str(params[EMPTY_FILE])
+    assert read[-1] == str(empty_lake_file(params[SCRATCH]))
     assert sessions == [(2,)]  # both its events, one on each partition
 
 
@@ -83,8 +82,7 @@ def test_summaries_are_remade_exactly_when_a_partitions_files_change(tmp_path: P
     def refresh() -> list[date]:
         reads = lake_reads(settings, DAY)
         with open_warehouse(settings) as con, tempfile.TemporaryDirectory() as scratch:
-            empty = model_parameters(settings, DAY, reads, Path(scratch))[EMPTY_FILE]
-            return refresh_summaries(con, reads.files, empty, threading.Lock())
+            return refresh_summaries(con, reads.files, Path(scratch))
 
     assert refresh() == []
     late = event("late", "page_view", T0 - timedelta(days=3, hours=1), "late", session_id="L")

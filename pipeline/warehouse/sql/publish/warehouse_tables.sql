@@ -44,6 +44,15 @@ CREATE TABLE IF NOT EXISTS session_users (
     user_key VARCHAR NOT NULL
 );
 
+-- Internal (not a mart): whom each built day's sessions may belong to (stg_day_users),
+-- so the build manifest can recompute the touches of exactly these users when late
+-- events reach the day's attribution look-back. Keyed hashes only.
+CREATE TABLE IF NOT EXISTS day_attribution_users (
+    date DATE NOT NULL,
+    site_id VARCHAR NOT NULL,
+    attribution_user VARCHAR NOT NULL
+);
+
 -- Grain: date x site_id x channel_group x source x medium x campaign x device_category x country.
 CREATE TABLE IF NOT EXISTS daily_sessions (
     date DATE NOT NULL,

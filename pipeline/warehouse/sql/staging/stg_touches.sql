@@ -1,5 +1,5 @@
 -- grain: one row per non-direct session of the look-back that a session of the day may take its source from (site_id, attribution_user, session_start)
--- reads: lake_partition_sessions, stg_lake_events
+-- reads: lake_partition_sessions, stg_day_users
 -- unique: site_id, attribution_user, session_start
 -- not_null: site_id, attribution_user, session_start
 --
@@ -11,19 +11,13 @@
 -- day's sessions can be touches.
 --
 -- Read from the lake summaries (the parts of sessions on each partition of the look-back,
--- combined), and only the sessions of users the day's sessions have: the others cannot
--- be anyone's touch today.
+-- combined), and only the sessions of users the day's sessions have (stg_day_users): the
+-- others cannot be anyone's touch today.
 --
 -- Parameters: $touch_start, $touch_end (BuildWindow.touches; a start after the end when
 -- direct sessions are kept).
 CREATE OR REPLACE TEMP TABLE stg_touches AS
-WITH day_users AS (
-    SELECT DISTINCT site_id, visitor_id AS attribution_user FROM stg_lake_events
-    UNION
-    SELECT DISTINCT site_id, user_id FROM stg_lake_events WHERE user_id IS NOT NULL
-),
-
-look_back AS (
+WITH look_back AS (
     SELECT *
     FROM lake_partition_sessions
     WHERE event_date BETWEEN $touch_start::DATE AND $touch_end::DATE
@@ -32,11 +26,11 @@ look_back AS (
 candidates AS (
     SELECT l.session_id
     FROM look_back AS l
-    SEMI JOIN day_users AS u ON u.site_id = l.site_id AND u.attribution_user = l.visitor_id
+    SEMI JOIN stg_day_users AS u ON u.site_id = l.site_id AND u.attribution_user = l.visitor_id
     UNION
     SELECT l.session_id
     FROM look_back AS l
-    SEMI JOIN day_users AS u ON u.site_id = l.site_id AND u.attribution_user = l.user_id
+    SEMI JOIN stg_day_users AS u ON u.site_id = l.site_id AND u.attribution_user = l.user_id
 ),
 
 sessions AS (
