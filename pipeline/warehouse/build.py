@@ -40,6 +40,7 @@ from pipeline.warehouse.manifest import (
     models_fingerprint,
     record,
 )
+from pipeline.warehouse.model_keys import check_model_keys
 from pipeline.warehouse.models import (
     DAY_MODELS,
     PERIOD_MODELS,
@@ -183,6 +184,7 @@ def store_day(con: duckdb.DuckDBPyConnection, params: Mapping[str, Any]) -> None
         replace_period(con, output, day)
     for name in PERIOD_MODELS:
         run_sql_model(con, name, params)
+    check_model_keys(con, PERIOD_MODELS)
     for output in PERIOD_OUTPUTS:
         replace_period(con, output, day)
 
@@ -241,10 +243,12 @@ def model_parameters(
 
 
 def run_day_models(con: duckdb.DuckDBPyConnection, params: Mapping[str, Any]) -> None:
-    """The day's models into TEMP tables (the *_this_run tables and the staged ones);
-    nothing persistent is touched. The connection must be prepared."""
+    """The day's models into TEMP tables (the *_this_run tables and the staged ones),
+    each model's declared keys checked; nothing persistent is touched. The connection
+    must be prepared."""
     for name in DAY_MODELS:
         run_sql_model(con, name, params)
+    check_model_keys(con, DAY_MODELS)
 
 
 def goals_table(settings: Settings) -> pa.Table:

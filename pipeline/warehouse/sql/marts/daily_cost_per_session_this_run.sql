@@ -1,3 +1,7 @@
+-- grain: one row per date x site_id x source x medium x campaign
+-- reads: session_totals, stg_costs
+-- unique: date, site_id, source, medium, campaign
+-- not_null: date, site_id, source, medium
 -- daily_cost_per_session_this_run: cost against sessions at the grain
 -- date x site_id x source x medium x campaign; cost, revenue and conversion value in the
 -- site's currency (`currency`).

@@ -1,3 +1,7 @@
+-- grain: one row per date x site_id x channel_group x source x medium x campaign x device_category x country
+-- reads: session_totals
+-- unique: date, site_id, channel_group, source, medium, campaign, device_category, country
+-- not_null: date, site_id
 -- daily_sessions_this_run: the day's sessions at the grain
 -- date x site_id x channel_group x source x medium x campaign x device_category x country.
 -- session_totals' measures, then ratios of them (NULL when the denominator is 0); amounts

@@ -1,3 +1,7 @@
+-- grain: one row per date x site_id that had sessions or costs
+-- reads: session_totals, sessions_this_run, stg_costs, currency_rates
+-- unique: date, site_id
+-- not_null: date, site_id
 -- daily_site_summary_this_run: one row per date x site_id that had sessions or costs.
 -- cost_per_session is blended: all the site's costs / all its
 -- sessions, costs of campaigns that brought no session included.
@@ -7,8 +11,7 @@
 -- [currency_rates], so that sites can be added up: NULL when the site's currency has no
 -- rate (quality_checks flags it).
 --
--- Parameters: $currency. Reads: session_totals, sessions_this_run, stg_costs,
--- currency_rates.
+-- Parameters: $currency.
 CREATE OR REPLACE TEMP TABLE daily_site_summary_this_run AS
 WITH site_totals AS (
     SELECT

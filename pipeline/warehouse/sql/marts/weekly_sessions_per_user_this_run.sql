@@ -1,3 +1,7 @@
+-- grain: one row per ISO week x site_id
+-- reads: session_users
+-- unique: week, site_id
+-- not_null: week, site_id
 -- weekly_sessions_per_user_this_run: sessions / distinct users over the ISO week
 -- (Monday to Sunday) of $run_date, per site, like monthly_sessions_per_user: sessions with
 -- a user only, week-to-date until the week's last day is built.

@@ -1,3 +1,7 @@
+-- grain: one row per event of the sessions dated $run_date (site_id, event_id)
+-- reads: stg_lake_events
+-- unique: site_id, event_id
+-- not_null: site_id, event_id, session_id, session_date
 -- stg_events: the events of the sessions dated $run_date (grain: event). A session made
 -- only of engagement signals is no session: it has no date, so it is left out.
 --
@@ -6,7 +10,7 @@
 -- fall, up to $max_session_days after that first event: later events are cut (as
 -- dbt-snowplow-web's max_session_days does); build_stats counts the sessions cut.
 --
--- Parameters: $run_date, $max_session_days. Reads: stg_lake_events.
+-- Parameters: $run_date, $max_session_days.
 CREATE OR REPLACE TEMP TABLE stg_events AS
 WITH in_sessions AS (
     SELECT

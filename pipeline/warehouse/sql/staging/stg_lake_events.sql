@@ -1,3 +1,7 @@
+-- grain: one row per event of the build's window (site_id, event_id)
+-- reads: lake, site_settings, stg_site_currencies
+-- unique: site_id, event_id
+-- not_null: site_id, event_id, session_id, event_ts
 -- stg_lake_events: every event of the build's window (grain: event), each once, with its
 -- site's time zone and currency and its amount in the site's currency. The window
 -- (pipeline/lake/paths.py BuildWindow.events) reaches $max_session_days after $run_date,
@@ -6,8 +10,7 @@
 -- counted (and two more days each side when sites keep other zones than the lake's).
 --
 -- Parameters: $lake_files (parquet paths), $timezone and $currency (the global ones, for
--- a site no longer in `sites`). Reads: site_settings(site_id, timezone, currency),
--- stg_site_currencies.
+-- a site no longer in `sites`). site_settings has (site_id, timezone, currency).
 CREATE OR REPLACE TEMP TABLE stg_lake_events AS
 WITH lake AS (
     SELECT *

@@ -1,3 +1,7 @@
+-- grain: one row per non-direct session of the look-back, per user and start
+-- reads: lake
+-- unique: site_id, attribution_user, session_start
+-- not_null: site_id, session_start
 -- stg_touches: the non-direct sessions of the attribution look-back (grain: session),
 -- which a later direct session of the same user may take its source from (GA4's
 -- default reporting credits a direct session to the visitor's last non-direct source, as

@@ -1,11 +1,13 @@
+-- grain: one row per transaction of the build's window (site_id, transaction_id)
+-- reads: stg_lake_events
+-- unique: site_id, transaction_id
+-- not_null: site_id, transaction_id, counted_event_id
 -- stg_transactions: each transaction of the build's window, once per site (grain:
 -- site_id x transaction_id): the purchase that counts it (its first, by event_ts then
 -- event_id, an authenticated one before any anonymous one: an anonymous purchase never
 -- takes an authenticated purchase's transaction id) and that purchase's amount. GA4
 -- drops repeated transactions the same way; a repeat sent more than the window (the
 -- daily look-back plus max_session_days) after the first is not recognised.
---
--- Reads: stg_lake_events.
 CREATE OR REPLACE TEMP TABLE stg_transactions AS
 SELECT
     site_id,
