@@ -60,11 +60,11 @@ SELECT
     campaign,
     CAST(cost AS DECIMAL(18, 4)) AS cost,
     CAST(sessions AS BIGINT) AS sessions,
-    CAST(cost / nullif(sessions, 0) AS DOUBLE) AS cost_per_session,
+    cost_per_session(cost, sessions) AS cost_per_session,
     CAST(revenue AS DECIMAL(18, 4)) AS revenue,
     CAST(conversion_value AS DECIMAL(18, 4)) AS conversion_value,
-    CAST(revenue / nullif(cost, 0) AS DOUBLE) AS roas,
-    CAST(cost / nullif(conversions, 0) AS DOUBLE) AS cost_per_conversion,
+    roas(revenue, cost) AS roas,
+    cost_per_conversion(cost, conversions) AS cost_per_conversion,
     currency
 FROM joined
 ORDER BY ALL;

@@ -4,8 +4,8 @@
 -- not_null: date, site_id
 -- daily_sessions_this_run: the day's sessions at the grain
 -- date x site_id x channel_group x source x medium x campaign x device_category x country.
--- session_totals' measures, then ratios of them (NULL when the denominator is 0); amounts
--- in the site's currency (`currency`).
+-- session_totals' measures, then ratios of them (sql/metrics.sql: NULL when the
+-- denominator is 0); amounts in the site's currency (`currency`).
 CREATE OR REPLACE TEMP TABLE daily_sessions_this_run AS
 SELECT
     date,
@@ -24,15 +24,15 @@ SELECT
     CAST(conversions AS BIGINT) AS conversions,
     CAST(revenue AS DECIMAL(18, 4)) AS revenue,
     CAST(conversion_value AS DECIMAL(18, 4)) AS conversion_value,
-    CAST((revenue + conversion_value) / nullif(sessions, 0) AS DOUBLE) AS session_value,
-    CAST(revenue / nullif(sessions, 0) AS DOUBLE) AS revenue_per_session,
-    CAST(engaged_sessions / nullif(sessions, 0) AS DOUBLE) AS engagement_rate,
-    CAST(1 - engaged_sessions / nullif(sessions, 0) AS DOUBLE) AS bounce_rate,
-    CAST(duration_us / 1000000 / nullif(sessions, 0) AS DOUBLE) AS avg_session_duration_s,
-    CAST(pageviews / nullif(sessions, 0) AS DOUBLE) AS pages_per_session,
-    CAST(sessions / nullif(users, 0) AS DOUBLE) AS sessions_per_user,
+    session_value(revenue, conversion_value, sessions) AS session_value,
+    revenue_per_session(revenue, sessions) AS revenue_per_session,
+    engagement_rate(engaged_sessions, sessions) AS engagement_rate,
+    bounce_rate(engaged_sessions, sessions) AS bounce_rate,
+    avg_session_duration_s(duration_us, sessions) AS avg_session_duration_s,
+    pages_per_session(pageviews, sessions) AS pages_per_session,
+    sessions_per_user(sessions, users) AS sessions_per_user,
     CAST(engagement_ms / 1000 AS DOUBLE) AS engagement_time_s,
-    CAST(engagement_ms / 1000 / nullif(sessions, 0) AS DOUBLE) AS avg_engagement_time_s,
+    avg_engagement_time_s(engagement_ms, sessions) AS avg_engagement_time_s,
     CAST(refunds AS DECIMAL(18, 4)) AS refunds,
     CAST(revenue - refunds AS DECIMAL(18, 4)) AS net_revenue,
     currency

@@ -12,7 +12,7 @@ SELECT
     site_id,
     CAST(count(*) AS BIGINT) AS sessions,
     CAST(count(DISTINCT user_key) AS BIGINT) AS users,
-    CAST(count(*) / nullif(count(DISTINCT user_key), 0) AS DOUBLE) AS sessions_per_user
+    sessions_per_user(count(*), count(DISTINCT user_key)) AS sessions_per_user
 FROM session_users
 WHERE session_date >= date_trunc('week', $run_date::DATE)
     AND session_date < date_trunc('week', $run_date::DATE) + INTERVAL 7 DAY
