@@ -8,11 +8,10 @@ computed from those declarations, and how a statement is run.
                    session
     sql/marts/     session_totals, the day's rows of the daily tables, the week's and the
                    month's sessions per user
-    sql/publish/   the warehouse's tables, cost loading (DDL and loading statements, not
-                   models: run on every connection, in SETUP_MODELS' order)
+    sql/publish/   the warehouse's tables, the metric formulas as macros (metrics.sql),
+                   cost loading: DDL and loading statements, not models (SETUP_MODELS run
+                   on every connection)
     sql/checks/    quality checks, build statistics (queries, not models)
-    sql/metrics.sql  the metric formulas (cost per session, session value, ...) as macros,
-                   created on every connection with the setup models
 
 A model is one file under staging/, sessions/ or marts/ that creates one TEMP table named
 after the file (a `_this_run` table holds the run's rows of the warehouse table of that
@@ -58,11 +57,11 @@ MODEL_FOLDERS = ("staging", "sessions", "marts")
 CONFIG_SOURCES = ("goals", "currency_rates", "site_settings")
 LAKE = "lake"
 
-# Connection settings, the metric macros (sql/metrics.sql) and the warehouse's tables,
-# created when missing: DDL, not models.
+# Connection settings, the metric macros (publish/metrics.sql) and the warehouse's
+# tables, created when missing: DDL, not models.
 SETUP_MODELS = (
     "publish/connection",
-    "metrics",
+    "publish/metrics",
     "publish/marketing_costs",
     "publish/warehouse_tables",
     "publish/build_manifest",

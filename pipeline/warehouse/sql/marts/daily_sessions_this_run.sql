@@ -4,7 +4,7 @@
 -- not_null: date, site_id
 -- daily_sessions_this_run: the day's sessions at the grain
 -- date x site_id x channel_group x source x medium x campaign x device_category x country.
--- session_totals' measures, then ratios of them (sql/metrics.sql: NULL when the
+-- session_totals' measures, then ratios of them (sql/publish/metrics.sql: NULL when the
 -- denominator is 0); amounts in the site's currency (`currency`).
 CREATE OR REPLACE TEMP TABLE daily_sessions_this_run AS
 SELECT

@@ -1,6 +1,6 @@
 -- The metric formulas, written once: the marts (daily_sessions, daily_cost_per_session,
--- daily_site_summary, weekly and monthly sessions per user) and the report compute their
--- ratios with these macros. TEMP: each connection creates them (models.SETUP_MODELS),
+-- daily_site_summary, weekly and monthly sessions per user) compute their ratios with
+-- these macros. TEMP: each connection creates them (models.SETUP_MODELS),
 -- none is stored in the warehouse file. A ratio is NULL when its denominator is 0: a day
 -- without sessions has no cost per session, rather than an infinite or a zero one.
 CREATE OR REPLACE TEMP MACRO ratio(numerator, denominator) AS
