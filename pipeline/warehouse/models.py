@@ -91,7 +91,7 @@ def declarations(path: str, sql: str) -> Model:
     """The declarations at the top of a model's SQL (before its first other line)."""
     stem = path.rsplit("/", 1)[-1]
     if not IDENTIFIER.fullmatch(stem):
-        raise ValueError(f"sql/{path}.sql: a model's file is named as its table: {stem!r} is not")
+        raise ValueError(f"sql/{path}.sql: a model's file names its table; {stem!r} cannot")
     found: dict[str, str] = {}
     for line in sql.splitlines():
         match = _DECLARATION.fullmatch(line.strip())
@@ -119,6 +119,7 @@ def _names(path: str, key: str, value: str) -> tuple[str, ...]:
 
 
 def model(path: str) -> Model:
+    """The declarations of sql/<path>.sql."""
     return declarations(path, read_sql(path))
 
 
