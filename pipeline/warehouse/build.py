@@ -39,6 +39,7 @@ from pipeline.warehouse.manifest import (
     touch_digest,
     with_touches,
 )
+from pipeline.warehouse.model_keys import check_model_keys
 from pipeline.warehouse.models import (
     DAY_MODELS,
     PERIOD_MODELS,
@@ -208,6 +209,7 @@ def store_day(con: duckdb.DuckDBPyConnection, params: Mapping[str, Any]) -> None
         replace_period(con, output, day)
     for name in PERIOD_MODELS:
         run_sql_model(con, name, params)
+    check_model_keys(con, PERIOD_MODELS)
     for output in PERIOD_OUTPUTS:
         replace_period(con, output, day)
 
@@ -266,8 +268,9 @@ def model_parameters(
 
 def run_day_models(con: duckdb.DuckDBPyConnection, params: Mapping[str, Any]) -> None:
     """The day's models into TEMP tables (the *_this_run tables and the staged ones),
-    after bringing the lake summaries of the partitions it reads up to date: nothing
-    persistent but that cache of the lake is touched. The connection must be prepared."""
+    each model's declared keys checked, after bringing the lake summaries of the
+    partitions it reads up to date: nothing persistent but that cache of the lake is
+    touched. The connection must be prepared."""
     reads: LakeReads = params[READS]
     scratch: Path = params[SCRATCH]
     refresh_summaries(con, reads.files, scratch)
@@ -276,6 +279,7 @@ def run_day_models(con: duckdb.DuckDBPyConnection, params: Mapping[str, Any]) ->
             # Known only now: the partitions of its reach the day's sessions have events on.
             params = {**params, "lake_files": day_event_files(con, reads, scratch)}
         run_sql_model(con, name, params)
+    check_model_keys(con, DAY_MODELS)
 
 
 def day_event_files(con: duckdb.DuckDBPyConnection, reads: LakeReads, scratch: Path) -> list[str]:

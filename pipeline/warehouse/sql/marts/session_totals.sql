@@ -1,3 +1,7 @@
+-- grain: one row per date x site_id x channel_group x source x medium x campaign x device_category x country
+-- reads: sessions_this_run
+-- unique: date, site_id, channel_group, source, medium, campaign, device_category, country
+-- not_null: date, site_id
 -- session_totals: grain date x site_id x channel_group x source x medium x campaign x
 -- device_category x country (the daily_sessions grain, the finest the daily tables use).
 --

@@ -29,7 +29,7 @@ CREATE TABLE IF NOT EXISTS lake_partition_sessions (
     user_id VARCHAR,              -- the first user_id sent (not by an engagement signal)
     user_ts TIMESTAMPTZ,
     user_event_id VARCHAR,
-    stable_client BOOLEAN NOT NULL -- a GA4 client id (see sessions.sql, user_key)
+    stable_client BOOLEAN NOT NULL -- a GA4 client id (see session_facts.sql, user_key)
 );
 
 -- lake_partition_transactions: grain event_date x site_id x transaction_id: the purchase

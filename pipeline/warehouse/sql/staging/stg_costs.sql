@@ -1,3 +1,7 @@
+-- grain: one row per date x site_id x source x medium x campaign
+-- reads: marketing_costs, site_settings, stg_site_currencies
+-- unique: date, site_id, source, medium, campaign
+-- not_null: date, site_id, source, medium
 -- stg_costs: the day's marketing costs in each site's currency, summed to the grain
 -- date x site_id x source x medium x campaign (ad groups, terms and contents add up).
 -- A cost row's date is the site's own local date, as its sessions'.
@@ -7,8 +11,7 @@
 -- and counted in unconverted_rows. A group whose rows are all unconverted keeps its row,
 -- with cost 0.
 --
--- Parameters: $run_date, $currency. Reads: marketing_costs, site_settings,
--- stg_site_currencies.
+-- Parameters: $run_date, $currency.
 CREATE OR REPLACE TEMP TABLE stg_costs AS
 WITH converted AS (
     SELECT

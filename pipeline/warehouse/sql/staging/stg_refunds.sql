@@ -5,7 +5,7 @@
 --
 -- stg_refunds: the window's refunds that name a transaction, with their amount in the
 -- site's currency, from the lake summaries: the anonymous refunds of a transaction share
--- its amount in the order they came (sessions.sql, anonymous_refund_shares).
+-- its amount in the order they came (session_facts.sql, anonymous_refund_shares).
 --
 -- Parameters: $window_start, $window_end (BuildWindow.events), $currency.
 CREATE OR REPLACE TEMP TABLE stg_refunds AS

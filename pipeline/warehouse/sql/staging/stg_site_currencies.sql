@@ -1,3 +1,7 @@
+-- grain: one row per site and currency (site_id, currency)
+-- reads: site_settings, currency_rates
+-- unique: site_id, currency
+-- not_null: site_id, currency
 -- stg_site_currencies: what one unit of `currency` is worth in a site's own currency
 -- (grain: site_id x currency), for every site of `sites` and every currency with a rate:
 -- factor = rate(currency) / rate(site's currency), through the reporting currency
@@ -5,8 +9,8 @@
 -- currency is always 1. stg_lake_events and stg_costs convert amounts with it, and the
 -- goals' values (in the reporting currency) take the factor of $currency.
 --
--- Parameters: $currency. Reads: site_settings(site_id, timezone, currency, rate),
--- currency_rates(currency, rate).
+-- Parameters: $currency. site_settings has (site_id, timezone, currency, rate),
+-- currency_rates (currency, rate).
 CREATE OR REPLACE TEMP TABLE stg_site_currencies AS
 WITH rates AS (
     SELECT currency, rate FROM currency_rates WHERE currency <> $currency

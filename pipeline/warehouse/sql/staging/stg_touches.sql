@@ -62,7 +62,7 @@ SELECT
     first_touch.channel_group AS channel_group
 FROM sessions
 WHERE first_touch.channel_group <> 'Direct'
--- One touch per user and start, the same one every run (sessions.sql joins on the start).
+-- One touch per user and start, the same one every run (session_facts.sql joins on the start).
 QUALIFY row_number() OVER (
     PARTITION BY site_id, attribution_user, session_start ORDER BY session_id
 ) = 1

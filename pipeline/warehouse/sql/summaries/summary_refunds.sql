@@ -4,7 +4,7 @@
 -- not_null: site_id, event_id, transaction_id, event_ts
 --
 -- summary_refunds: the partition's refunds that name a transaction, for the anonymous
--- refunds' shares of a transaction over the build's window (sessions.sql).
+-- refunds' shares of a transaction over the build's window (session_facts.sql).
 CREATE OR REPLACE TEMP TABLE summary_refunds AS
 SELECT event_date, site_id, event_id, transaction_id, event_ts, is_anonymous, value, currency
 FROM summary_events

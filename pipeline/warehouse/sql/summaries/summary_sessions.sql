@@ -6,7 +6,7 @@
 -- summary_sessions: what later builds need of the part of each session that falls on this
 -- partition (the columns of lake_partition_sessions): where it starts, its first touch
 -- and first user_id (for last non-direct attribution, stg_touches), and whether its
--- visitor id is a stable client id (sessions.sql, user_key). Each "first" carries its
+-- visitor id is a stable client id (session_facts.sql, user_key). Each "first" carries its
 -- (event_ts, event_id) so the parts of a session on several partitions combine exactly.
 CREATE OR REPLACE TEMP TABLE summary_sessions AS
 WITH parts AS (

@@ -1,5 +1,9 @@
+-- grain: one row per session (session_id)
+-- reads: stg_events, stg_lake_events, stg_transactions, stg_refunds, stg_touches, lake_partition_sessions, goals
+-- unique: session_id
+-- not_null: session_id, site_id, session_date
 -- session_facts: one row per session dated $run_date: the columns of the `sessions` table
--- (sessions_this_run), and user_key (session_users.sql).
+-- (sessions_this_run.sql), and user_key (session_users_this_run.sql).
 --
 -- - source, medium, campaign, channel_group, device and country: from the session's first
 --   event, GA4 style (first by event_ts, then event_id). A direct session takes the
@@ -28,10 +32,8 @@
 --   a stable client id (visitor_scope 'client', or, for events without a scope, a visitor
 --   seen with a client session id in the window), else NULL: a cookie-free visitor.
 --
--- Reads: stg_events, stg_lake_events, stg_transactions, stg_refunds, stg_touches,
--- lake_partition_sessions (source, medium,
--- campaign and channel_group were derived, and normalised, at ingestion:
--- pipeline/sessions/attribution.py), goals(name, value, counting).
+-- Source, medium, campaign and channel_group were derived, and normalised, at ingestion
+-- (pipeline/sessions/attribution.py); goals has (name, value, counting).
 CREATE OR REPLACE TEMP TABLE session_facts AS
 WITH stable_visitors AS (
     -- Through the lake summaries: whether any session of the visitor in the build's
@@ -323,9 +325,4 @@ SELECT
     currency,
     user_key
 FROM classified
-ORDER BY session_id;
-
-CREATE OR REPLACE TEMP TABLE sessions_this_run AS
-SELECT * EXCLUDE (user_key)
-FROM session_facts
 ORDER BY session_id;

@@ -1,3 +1,7 @@
+-- grain: one row per ISO week x site_id
+-- reads: session_users
+-- unique: week, site_id
+-- not_null: week, site_id
 -- weekly_sessions_per_user_this_run: sessions / distinct users over the ISO week
 -- (Monday to Sunday) of $run_date, per site, like monthly_sessions_per_user: sessions with
 -- a user only, week-to-date until the week's last day is built.
@@ -8,7 +12,7 @@ SELECT
     site_id,
     CAST(count(*) AS BIGINT) AS sessions,
     CAST(count(DISTINCT user_key) AS BIGINT) AS users,
-    CAST(count(*) / nullif(count(DISTINCT user_key), 0) AS DOUBLE) AS sessions_per_user
+    sessions_per_user(count(*), count(DISTINCT user_key)) AS sessions_per_user
 FROM session_users
 WHERE session_date >= date_trunc('week', $run_date::DATE)
     AND session_date < date_trunc('week', $run_date::DATE) + INTERVAL 7 DAY

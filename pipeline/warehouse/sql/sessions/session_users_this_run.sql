@@ -1,3 +1,7 @@
+-- grain: one row per session with a user (session_id)
+-- reads: session_facts
+-- unique: session_id
+-- not_null: session_id, site_id, session_date, user_key
 -- session_users_this_run: the user of each session dated $run_date that has one (grain:
 -- session), for weekly and monthly sessions per user.
 --

@@ -1,3 +1,7 @@
+-- grain: one row per date x site_id that had sessions or costs
+-- reads: session_totals, sessions_this_run, stg_costs, currency_rates
+-- unique: date, site_id
+-- not_null: date, site_id
 -- daily_site_summary_this_run: one row per date x site_id that had sessions or costs.
 -- cost_per_session is blended: all the site's costs / all its
 -- sessions, costs of campaigns that brought no session included.
@@ -7,8 +11,7 @@
 -- [currency_rates], so that sites can be added up: NULL when the site's currency has no
 -- rate (quality_checks flags it).
 --
--- Parameters: $currency. Reads: session_totals, sessions_this_run, stg_costs,
--- currency_rates.
+-- Parameters: $currency.
 CREATE OR REPLACE TEMP TABLE daily_site_summary_this_run AS
 WITH site_totals AS (
     SELECT
@@ -82,13 +85,13 @@ SELECT
     CAST(revenue AS DECIMAL(18, 4)) AS revenue,
     CAST(conversion_value AS DECIMAL(18, 4)) AS conversion_value,
     CAST(cost AS DECIMAL(18, 4)) AS cost,
-    CAST(cost / nullif(sessions, 0) AS DOUBLE) AS cost_per_session,
-    CAST((revenue + conversion_value) / nullif(sessions, 0) AS DOUBLE) AS session_value,
-    CAST(revenue / nullif(sessions, 0) AS DOUBLE) AS revenue_per_session,
-    CAST(sessions / nullif(users, 0) AS DOUBLE) AS sessions_per_user,
-    CAST(1 - engaged_sessions / nullif(sessions, 0) AS DOUBLE) AS bounce_rate,
+    cost_per_session(cost, sessions) AS cost_per_session,
+    session_value(revenue, conversion_value, sessions) AS session_value,
+    revenue_per_session(revenue, sessions) AS revenue_per_session,
+    sessions_per_user(sessions, users) AS sessions_per_user,
+    bounce_rate(engaged_sessions, sessions) AS bounce_rate,
     CAST(engagement_ms / 1000 AS DOUBLE) AS engagement_time_s,
-    CAST(engagement_ms / 1000 / nullif(sessions, 0) AS DOUBLE) AS avg_engagement_time_s,
+    avg_engagement_time_s(engagement_ms, sessions) AS avg_engagement_time_s,
     CAST(refunds AS DECIMAL(18, 4)) AS refunds,
     CAST(revenue - refunds AS DECIMAL(18, 4)) AS net_revenue,
     currency,

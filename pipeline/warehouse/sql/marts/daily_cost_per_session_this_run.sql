@@ -1,3 +1,7 @@
+-- grain: one row per date x site_id x source x medium x campaign
+-- reads: session_totals, stg_costs
+-- unique: date, site_id, source, medium, campaign
+-- not_null: date, site_id, source, medium
 -- daily_cost_per_session_this_run: cost against sessions at the grain
 -- date x site_id x source x medium x campaign; cost, revenue and conversion value in the
 -- site's currency (`currency`).
@@ -56,11 +60,11 @@ SELECT
     campaign,
     CAST(cost AS DECIMAL(18, 4)) AS cost,
     CAST(sessions AS BIGINT) AS sessions,
-    CAST(cost / nullif(sessions, 0) AS DOUBLE) AS cost_per_session,
+    cost_per_session(cost, sessions) AS cost_per_session,
     CAST(revenue AS DECIMAL(18, 4)) AS revenue,
     CAST(conversion_value AS DECIMAL(18, 4)) AS conversion_value,
-    CAST(revenue / nullif(cost, 0) AS DOUBLE) AS roas,
-    CAST(cost / nullif(conversions, 0) AS DOUBLE) AS cost_per_conversion,
+    roas(revenue, cost) AS roas,
+    cost_per_conversion(cost, conversions) AS cost_per_conversion,
     currency
 FROM joined
 ORDER BY ALL;
