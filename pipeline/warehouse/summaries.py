@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 from pipeline.events.schema import lake_arrow_schema
 from pipeline.lake.paths import LakeLayout
 from pipeline.lake.store import footer_range
+from pipeline.warehouse.model_keys import check_model_keys
 from pipeline.warehouse.models import query_sql_model, run_sql_model
 
 SUMMARY_MODELS = (
@@ -84,6 +85,7 @@ def _summarise(
     params = {"partition_files": [str(path) for path in files]}
     for name in SUMMARY_MODELS:
         run_sql_model(con, name, params)
+    check_model_keys(con, SUMMARY_MODELS)
     con.begin()
     try:
         run_sql_model(con, "publish/store_summaries", {"event_date": day, "files": fingerprint})

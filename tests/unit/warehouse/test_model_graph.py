@@ -26,6 +26,7 @@ from pipeline.warehouse.models import (
     read_sql,
     run_sql_model,
 )
+from pipeline.warehouse.summaries import SUMMARY_MODELS
 
 # A model's one statement, after its header: CREATE OR REPLACE TEMP TABLE <name> AS <query>.
 _CREATE = re.compile(
@@ -34,7 +35,9 @@ _CREATE = re.compile(
 )
 # Table functions that read no table and no file.
 _GENERATORS = {"range", "generate_series", "unnest"}
-_LAKE_READERS = {"read_parquet", "parquet_scan"}
+# Table functions that read lake files: DuckDB's, and the macro every lake reader uses
+# (sql/macros/lake_events.sql).
+_LAKE_READERS = {"read_parquet", "parquet_scan", "lake_events"}
 
 
 @pytest.fixture(scope="module")
@@ -135,6 +138,25 @@ def test_every_model_creates_its_table_and_declares_what_it_reads(
     # Every model runs, in a build or after it is stored; every day model has a grain.
     assert sorted((*DAY_MODELS, *PERIOD_MODELS)) == sorted(m.path for m in models.values())
     assert all(models[path.rsplit("/", 1)[1]].grain for path in DAY_MODELS)
+
+
+def test_the_lake_summary_models_declare_what_they_read_too(
+    con: duckdb.DuckDBPyConnection, sources: set[str]
+) -> None:
+    summaries = [declarations(path, read_sql(path)) for path in SUMMARY_MODELS]
+    known = sources | {m.name for m in summaries}
+    errors = [
+        error for m in summaries for error in declaration_errors(con, m, read_sql(m.path), known)
+    ]
+    assert errors == []
+    # pipeline.warehouse.summaries runs them in this order: each after what it reads.
+    names = [m.name for m in summaries]
+    assert all(
+        names.index(read) < names.index(m.name)
+        for m in summaries
+        for read in m.reads
+        if read in names
+    )
 
 
 def test_an_undeclared_or_missing_read_is_an_error(

@@ -1,7 +1,7 @@
 -- grain: one row per event of one lake partition (site_id, event_id)
 -- reads: lake
--- unique: site_id, event_id
 -- not_null: site_id, event_id, session_id
+-- (unique by construction, lake_events: not checked, to spare a grouping of the whole partition)
 --
 -- summary_events: the columns the partition summaries need, of the events of one lake
 -- partition ($partition_files: its parquet files, and an empty file in today's schema).
