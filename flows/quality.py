@@ -129,17 +129,15 @@ def _newest_ingestion(settings: Settings, files: list[Path]) -> datetime | None:
 
 
 def outside_lookback_check(days: list[date]) -> Check:
-    """Built days older than the daily look-back whose lake partitions (or those of their
-    attribution look-back) changed since: the daily run leaves them alone; this names them
-    and the backfill that would include them."""
+    """Built days older than the daily look-back whose lake partitions changed since: the
+    daily run leaves them alone; this names them and the backfill that would include them."""
     if not days:
         return Check("late events outside the look-back", True, "none")
     shown = listed([day.isoformat() for day in days])
     return Check(
         "late events outside the look-back",
         False,
-        f"{len(days)} built days have new lake files in their window or attribution "
-        f"look-back and were not rebuilt ({shown}); "
+        f"{len(days)} built days have new lake files and were not rebuilt ({shown}); "
         f"include them with: sessionflow backfill --start {days[0]} --end {days[-1]}",
     )
 

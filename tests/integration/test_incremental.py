@@ -104,21 +104,18 @@ def test_late_events_rebuild_the_look_back_and_older_days_are_reported(tmp_path:
     daily = run_cli(env, "run", "daily", "--date", "2026-11-11")
 
     assert daily.returncode == 4, daily.stderr  # the outside-look-back check fails
-    # The old partition is in the attribution look-back of every day up to 30 days after.
-    look_back = f"attribution look-back changed (events of {old})"
-    assert f"{D}: new lake files, {look_back}: built" in daily.stdout
+    assert f"{D}: new lake files: built" in daily.stdout
     # The old day, and the days after it whose window reads its partition (up to
-    # lookback_days + max_session_days later) or whose attribution look-back does, are
-    # not rebuilt, but named: 2026-10-20 to 2026-11-05.
+    # lookback_days + max_session_days later), are not rebuilt, but named.
     assert f"\n{old}:" not in daily.stdout and "\n2026-10-21:" not in daily.stdout
-    named = ", ".join(f"2026-10-{day}" for day in range(20, 30))
+    named = ", ".join(f"2026-10-{day}" for day in range(20, 27))
     assert (
-        f"[FAIL] late events outside the look-back: 17 built days have new lake files in "
-        f"their window or attribution look-back and were not rebuilt ({named} and 7 more); "
-        f"include them with: sessionflow backfill --start {old} --end 2026-11-05"
+        f"[FAIL] late events outside the look-back: 7 built days have new lake files and were "
+        f"not rebuilt ({named}); include them with: "
+        f"sessionflow backfill --start {old} --end 2026-10-26"
     ) in daily.stdout
     # Days before the look-back whose sessions may reach into its late events are rebuilt.
-    assert f"\n2026-11-07: new lake files, {look_back}: built" in daily.stdout
+    assert "\n2026-11-07: new lake files: built" in daily.stdout
     sessions = query(env, f"SELECT sessions FROM daily_site_summary WHERE date = '{D}'")
     assert sessions == [{"sessions": 2}]
     after = lake_sessions(tmp_path)
