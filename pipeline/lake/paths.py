@@ -63,9 +63,11 @@ class BuildWindow:
         return _days(day, -before, self.max_session_days + 1 + self.zone_days)
 
     def reach(self, day: date) -> list[date]:
-        """The partitions the events of `day`'s own sessions may fall on: from its first
-        (the site's day may begin in the partition before) to a day past the cut."""
-        return _days(day, -self.zone_days, self.max_session_days + 1 + self.zone_days)
+        """The partitions the events of `day`'s own sessions may fall on: from the day
+        before (engagement signals may come before a session's first event; a site's day
+        may begin earlier still) to a day past the cut. Only those its sessions have
+        events on are read."""
+        return _days(day, -1 - self.zone_days, self.max_session_days + 1 + self.zone_days)
 
     def touches(self, day: date) -> list[date]:
         if not self.attribution_days:

@@ -84,6 +84,7 @@ class LakeReads:
     and fingerprinted; the day's own events are read raw, from the partitions of its
     reach its sessions have events on; the look-back's are only summarised."""
 
+    layout: LakeLayout
     files: dict[date, list[Path]]  # every partition of the window and the look-back
     events_window: tuple[date, date]
     touch_window: tuple[date, date]  # start after end: no look-back (direct kept)
@@ -110,6 +111,7 @@ def lake_reads(settings: Settings, day: date) -> LakeReads:
     layout = LakeLayout(settings.lake_dir)
     events, touches = window.events(day), window.touches(day)
     return LakeReads(
+        layout=layout,
         files={read: layout.files_on(read) for read in window.dates(day)},
         events_window=(events[0], events[-1]),
         touch_window=(touches[0], touches[-1]) if touches else (day, day - timedelta(days=1)),
@@ -131,7 +133,7 @@ def build_day(settings: Settings, day: date) -> DayBuild:
         _check_attribution(reads.all_files, day)
         # Taken before the models read anything: what arrives meanwhile makes the day
         # stale again instead of being recorded as read.
-        fingerprint = Fingerprinter(settings, con).current(day, reads.events)
+        fingerprint = Fingerprinter(settings, con).current(day, reads.files)
         params = model_parameters(settings, day, reads, Path(scratch))
         run_day_models(con, params)
         fingerprint = with_touches(fingerprint, touch_digest(con))
@@ -273,13 +275,22 @@ def run_day_models(con: duckdb.DuckDBPyConnection, params: Mapping[str, Any]) ->
     touched. The connection must be prepared."""
     reads: LakeReads = params[READS]
     scratch: Path = params[SCRATCH]
-    refresh_summaries(con, reads.files, scratch)
-    for name in DAY_MODELS:
-        if name == DAY_EVENTS_MODEL:
-            # Known only now: the partitions of its reach the day's sessions have events on.
-            params = {**params, "lake_files": day_event_files(con, reads, scratch)}
-        run_sql_model(con, name, params)
-    check_model_keys(con, DAY_MODELS)
+    refresh_summaries(con, reads.layout, reads.files, scratch)
+    # One snapshot for every model: a parallel build summarising a partition meanwhile
+    # must not give some models its old rows and others its new ones.
+    con.begin()
+    try:
+        for name in DAY_MODELS:
+            if name == DAY_EVENTS_MODEL:
+                # Known only now: the partitions of its reach the day's sessions have
+                # events on.
+                params = {**params, "lake_files": day_event_files(con, reads, scratch)}
+            run_sql_model(con, name, params)
+        check_model_keys(con, DAY_MODELS)
+    except BaseException:
+        con.rollback()
+        raise
+    con.commit()
 
 
 def day_event_files(con: duckdb.DuckDBPyConnection, reads: LakeReads, scratch: Path) -> list[str]:

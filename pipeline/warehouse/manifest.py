@@ -36,6 +36,7 @@ import dataclasses
 import hashlib
 import json
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import cache, lru_cache
@@ -50,7 +51,6 @@ from pipeline.warehouse.models import SQL_DIR, query_sql_model, run_sql_model
 from pipeline.warehouse.summaries import (
     PartitionSummary,
     outdated,
-    partition_fingerprint,
     refresh_summaries,
 )
 
@@ -118,18 +118,22 @@ class Fingerprinter:
             for row in query_sql_model(con, "checks/cost_versions").to_pylist()
         }
 
-    def current(self, day: date, lake_files: list[Path] | None = None) -> Fingerprint:
-        """`lake_files`: the files of the build's events window it is about to read
-        (default: as listed now)."""
-        files = lake_files
-        if files is None:
-            files = self.layout.files_on_dates(self.window.events(day))
+    def current(self, day: date, listed: dict[date, list[Path]] | None = None) -> Fingerprint:
+        """`listed`: the files of the partitions the build is about to read, as it listed
+        them (default: as listed now), so what is recorded is what was read."""
+
+        def files_on(read: date) -> list[Path]:
+            return listed[read] if listed is not None else self.layout.files_on(read)
+
+        window = [path for read in self.window.events(day) for path in files_on(read)]
         return Fingerprint(
-            lake=_digest(sorted(self._summary(paths) for paths in _by_partition(files))),
+            lake=_digest(sorted(self._summary(paths) for paths in _by_partition(window))),
             costs=self._costs.get(day, "none"),
             config=self.config,
             models=self.models,
-            attribution=self._attribution(day),
+            attribution=json.dumps(
+                {"partitions": self._look_back_partitions(day, files_on)}, sort_keys=True
+            ),
         )
 
     def reasons(self, day: date, recorded: Fingerprint | None) -> list[str]:
@@ -151,36 +155,47 @@ class Fingerprinter:
         run_sql_model(self.con, "staging/stg_touches", {"touch_start": first, "touch_end": last})
         return touch_digest(self.con)
 
-    def _attribution(self, day: date) -> str:
+    def _look_back_partitions(
+        self, day: date, files_on: Callable[[date], list[Path]]
+    ) -> dict[str, str]:
         """The footers' digest of each partition only the look-back of `day` reads."""
-        return json.dumps({"partitions": self._look_back_partitions(day)}, sort_keys=True)
-
-    def _look_back_partitions(self, day: date) -> dict[str, str]:
         events = set(self.window.events(day))
         return {
             read.isoformat(): _digest(self._partition(tuple(files)).as_text())
             for read in self.window.touches(day)
-            if read not in events and (files := self.layout.files_on(read))
+            if read not in events and (files := files_on(read))
         }
 
     def _attribution_changed(self, day: date, now: Fingerprint, recorded: Fingerprint) -> list[str]:
         """The look-back partitions whose events changed, when the touches they give the
         day changed too (or cannot be known: summaries behind, read-only)."""
         then = _attribution_of(recorded)
+        if "touches" not in then:
+            # Built by a release that did not record its touches: its models fingerprint
+            # differs, which already makes it stale.
+            return []
         after: dict[str, str] = json.loads(now.attribution)["partitions"]
         before: dict[str, str] = then.get("partitions", {})
         changed = sorted(read for read in {*before, *after} if before.get(read) != after.get(read))
-        if not changed or "touches" not in then:
+        if not changed:
             return changed
-        files = {read: self.layout.files_on(read) for read in self.window.touches(day)}
+        look_back = self.window.touches(day)
         if self.read_only:
-            wanted = {read: partition_fingerprint(tuple(paths)) for read, paths in files.items()}
-            if outdated(self.con, wanted):
+            if outdated(self.con, self.layout, look_back):
                 return changed
         else:
             with tempfile.TemporaryDirectory(prefix="sessionflow-plan-") as scratch:
-                refresh_summaries(self.con, files, Path(scratch))
-        return [] if self.touches(day) == then["touches"] else changed
+                refresh_summaries(self.con, self.layout, look_back, Path(scratch))
+        if self.touches(day) != then["touches"]:
+            return changed
+        if not self.read_only:
+            # The same touches: remember these partitions, not to compute them again.
+            run_sql_model(
+                self.con,
+                "publish/record_attribution",
+                {"run_date": day, "attribution": with_touches(now, then["touches"]).attribution},
+            )
+        return []
 
     def _touch_window(self, day: date) -> tuple[date, date]:
         touches = self.window.touches(day)
@@ -346,7 +361,7 @@ def recorded(con: duckdb.DuckDBPyConnection) -> dict[date, Fingerprint]:
     """Every built day's recorded fingerprint."""
     return {
         row["date"]: Fingerprint(
-            row["lake"], row["costs"], row["config"], row["models"], row["attribution"]
+            row["lake"], row["costs"], row["config"], row["models"], row.get("attribution", "{}")
         )
         for row in query_sql_model(con, "checks/manifest").to_pylist()
     }

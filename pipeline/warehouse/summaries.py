@@ -5,16 +5,21 @@ rows instead of the raw events of the weeks around it.
 A partition's summary is a pure function of its files, stored with their fingerprint
 (partition_fingerprint) and made again whenever that changes: new or late events,
 replays, re-attribution. Compaction, which renames files but keeps their rows, leaves it
-as it is. So the summaries are a cache of the lake: a build over them gives the rows a
-build over the raw events would, and deleting them only costs their rebuild.
+as it is. A new release's summary models (summary_version) make every summary again. So
+the summaries are a cache of the lake: a build over them gives the rows a build over the
+raw events would, and dropping them (all together: publish/drop_lake_summaries.sql) only
+costs their rebuild.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
+from functools import cache
 from pathlib import Path
 
 import duckdb
@@ -24,8 +29,10 @@ from pipeline.events.schema import lake_arrow_schema
 from pipeline.lake.paths import LakeLayout
 from pipeline.lake.store import footer_range
 from pipeline.warehouse.model_keys import check_model_keys
-from pipeline.warehouse.models import query_sql_model, run_sql_model
+from pipeline.warehouse.models import query_sql_model, read_sql, run_sql_model
 
+# Besides the summary models, what a summary's rows depend on (summary_version).
+SUMMARY_SOURCES = ("macros/lake_events", "publish/lake_summaries")
 SUMMARY_MODELS = (
     "summaries/summary_events",
     "summaries/summary_sessions",
@@ -39,34 +46,63 @@ WRITE_LOCK = threading.Lock()
 
 
 def refresh_summaries(
-    con: duckdb.DuckDBPyConnection, files_by_date: dict[date, list[Path]], scratch: Path
+    con: duckdb.DuckDBPyConnection, layout: LakeLayout, dates: Iterable[date], scratch: Path
 ) -> list[date]:
-    """Summarise again each partition of `files_by_date` (its files as the caller listed
-    them) whose stored summary was made from other files; return those dates. `scratch`
-    holds an empty lake file in today's schema (empty_lake_file), so a column added since
-    older files were written is NULL for them instead of missing."""
-    wanted = {day: partition_fingerprint(tuple(files)) for day, files in files_by_date.items()}
-    if not outdated(con, wanted):
+    """Summarise again each partition of `dates` whose stored summary was not made from
+    its files as they are on disk now, or by these summary models; return those dates.
+    `scratch` holds an empty lake file in today's schema (empty_lake_file), so a column
+    added since older files were written is NULL for them instead of missing."""
+    dates = sorted(set(dates))
+    if not _outdated(con, layout, dates):
         return []
     with WRITE_LOCK:
-        # Again under the lock: a parallel build of a neighbouring day may have just
-        # summarised the same partitions.
-        stale = outdated(con, wanted)
+        # Listed again under the lock, from disk: a parallel build that listed the lake
+        # earlier must never put back an older summary than the one just stored.
+        if _stored_version(con) not in (None, summary_version()):
+            _recreate_tables(con)
+        stale = _outdated(con, layout, dates)
         for day in stale:
-            _summarise(con, day, [*files_by_date[day], empty_lake_file(scratch)], wanted[day])
+            files = layout.files_on(day)
+            _summarise(con, day, [*files, empty_lake_file(scratch)], _stamp(files))
     return stale
 
 
-def outdated(con: duckdb.DuckDBPyConnection, wanted: dict[date, str]) -> list[date]:
-    """The dates whose stored summary is not of the files `wanted` (date -> fingerprint;
-    an empty partition never summarised needs none)."""
+def outdated(con: duckdb.DuckDBPyConnection, layout: LakeLayout, dates: Iterable[date]) -> bool:
+    """Whether any partition of `dates` has no current summary (an empty partition never
+    summarised needs none)."""
+    return bool(_outdated(con, layout, sorted(set(dates))))
+
+
+def _outdated(con: duckdb.DuckDBPyConnection, layout: LakeLayout, dates: list[date]) -> list[date]:
     rows = query_sql_model(con, "checks/summarised_partitions").to_pylist()
     stored = {row["event_date"]: row["files"] for row in rows}
-    return sorted(
-        day
-        for day, fingerprint in wanted.items()
-        if stored.get(day, partition_fingerprint(())) != fingerprint
-    )
+    return [day for day in dates if stored.get(day, _stamp([])) != _stamp(layout.files_on(day))]
+
+
+def _stamp(files: list[Path]) -> str:
+    """What a stored summary was made from: these summary models, and the files."""
+    return f"{summary_version()} {partition_fingerprint(tuple(files))}"
+
+
+@cache
+def summary_version() -> str:
+    """A digest of what makes a summary besides the lake: the summary models, the lake
+    events macro, the tables' DDL and the lake's schema. When it changes (a release), the
+    summary tables are made again from scratch."""
+    texts = [read_sql(name) for name in (*SUMMARY_MODELS, *SUMMARY_SOURCES)]
+    text = "\n".join([*texts, str(lake_arrow_schema())])
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _stored_version(con: duckdb.DuckDBPyConnection) -> str | None:
+    rows = query_sql_model(con, "checks/summarised_partitions").to_pylist()
+    versions = {str(row["files"]).split(" ", 1)[0] for row in rows}
+    return None if not versions else (versions.pop() if len(versions) == 1 else "mixed")
+
+
+def _recreate_tables(con: duckdb.DuckDBPyConnection) -> None:
+    run_sql_model(con, "publish/drop_lake_summaries")
+    run_sql_model(con, "publish/lake_summaries")
 
 
 def empty_lake_file(directory: Path) -> Path:

@@ -8,8 +8,11 @@ import tempfile
 from datetime import date, timedelta
 from pathlib import Path
 
+import pytest
+
 from pipeline.config import Settings
 from pipeline.lake.paths import LakeLayout
+from pipeline.warehouse import summaries
 from pipeline.warehouse.build import (
     READS,
     SCRATCH,
@@ -22,6 +25,7 @@ from pipeline.warehouse.build import (
     run_day_models,
 )
 from pipeline.warehouse.manifest import ATTRIBUTION_CHANGED, plan_days
+from pipeline.warehouse.status import warehouse_status
 from pipeline.warehouse.summaries import empty_lake_file, refresh_summaries
 from tests.unit.warehouse.test_warehouse_models import (
     T0,
@@ -32,6 +36,7 @@ from tests.unit.warehouse.test_warehouse_models import (
 )
 
 SOURCE_COLUMNS = slice(13, 17)  # source, medium, campaign, channel_group of `sessions`
+ENGAGED, ENGAGEMENT_TIME_S = 9, 22  # columns of `sessions`
 
 DAY = date(2026, 11, 1)  # T0's date (12:00 UTC)
 
@@ -82,7 +87,7 @@ def test_summaries_are_remade_exactly_when_a_partitions_files_change(tmp_path: P
     def refresh() -> list[date]:
         reads = lake_reads(settings, DAY)
         with open_warehouse(settings) as con, tempfile.TemporaryDirectory() as scratch:
-            return refresh_summaries(con, reads.files, Path(scratch))
+            return refresh_summaries(con, reads.layout, reads.files, Path(scratch))
 
     assert refresh() == []
     late = event("late", "page_view", T0 - timedelta(days=3, hours=1), "late", session_id="L")
@@ -128,3 +133,45 @@ def test_a_late_touch_in_the_attribution_look_back_makes_the_day_stale_by_name(
 
 def _sources(settings: Settings) -> list[tuple[object, ...]]:
     return [row[SOURCE_COLUMNS] for row in warehouse_rows(settings, "sessions")]
+
+
+def test_new_summary_models_remake_every_summary(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = make_settings(tmp_path / "data")
+    import_events(settings, _history(3), tmp_path / "history.jsonl")
+    build_day(settings, DAY)
+    with open_warehouse(settings) as con:
+        con.execute("ALTER TABLE lake_partition_sessions ADD COLUMN dropped_by_a_release INT")
+    # A release whose summary models differ (their digest is all that tells).
+    monkeypatch.setattr(summaries, "summary_version", lambda: "another-release")
+    reads = lake_reads(settings, DAY)
+    with open_warehouse(settings) as con, tempfile.TemporaryDirectory() as scratch:
+        remade = refresh_summaries(con, reads.layout, reads.files, Path(scratch))
+        columns = con.table("lake_partition_sessions").columns
+    assert remade == [DAY - timedelta(days=n) for n in (3, 2, 1)]
+    assert "dropped_by_a_release" not in columns  # the tables were made again
+
+
+def test_status_reads_a_manifest_an_older_release_wrote(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path / "data")
+    import_events(settings, _history(3), tmp_path / "history.jsonl")
+    build_day(settings, DAY)
+    with open_warehouse(settings) as con:
+        con.execute("ALTER TABLE build_manifest DROP COLUMN attribution")
+    # Read-only, as `status` opens it: nothing migrates the table.
+    assert [state.reasons for state in warehouse_status(settings).days] == [[]]
+
+
+def test_engagement_signals_before_a_sessions_first_event_count(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path / "data")
+    midnight = T0.replace(hour=0, minute=0)
+    import_events(settings, [
+        # 20 s of engagement sent just before midnight, then the session's first event.
+        event("e1", "user_engagement", midnight - timedelta(seconds=30), "v", session_id="S",
+              engagement_time_ms=20_000),
+        event("p1", "page_view", midnight + timedelta(seconds=30), "v", session_id="S"),
+    ], tmp_path / "events.jsonl")  # fmt: skip
+    build_day(settings, DAY)
+    (row,) = warehouse_rows(settings, "sessions")
+    assert row[ENGAGED] is True and row[ENGAGEMENT_TIME_S] == 20.0
