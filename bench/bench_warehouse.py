@@ -185,28 +185,13 @@ def _steady_rows(
     )
     flow_s = _median_s(with_history)
     return [
-        Figure(
-            row="9",
-            what=f"steady state: `{' '.join(args)}` on a {events:,}-event day, {history}, "
+        *_against_alone(
+            "9",
+            f"steady state: `{' '.join(args)}` on a {events:,}-event day, {history}, "
             f"median of {repeats}",
-            project=flow_s,
-            baseline=_median_s(by_itself),
-            unit="s",
-            baseline_what="the same day alone in a lake",
-            target="≤ 1.2",
-            command=COMMAND,
+            (with_history, by_itself, events),
+            targets=("≤ 1.2", "≤ 1.5"),
             note=lake,
-        ),
-        Figure(
-            row="9b",
-            what="peak RSS of row 9's processes",
-            project=_median_mb(with_history),
-            baseline=_median_mb(by_itself),
-            unit="MB",
-            baseline_what="the same day alone in a lake",
-            target="≤ 1.5",
-            command=COMMAND,
-            note=_per_million(with_history, by_itself, events),
         ),
         Figure(
             row="6",
@@ -290,31 +275,36 @@ def _big_rows(day: Settings, data_dir: Path, api_url: str, build_history: bool) 
         f"{_lake_events(big.settings):,} events in {HISTORY_DAYS + 1} days, made in "
         f"{made_s:.0f} s (pyarrow copies of the 1M-event day); {history}"
     )
+    return _against_alone(
+        "11",
+        f"steady state at {events:,} events a day under 4 GiB ({limit}): "
+        f"`{' '.join(args)}` with {HISTORY_DAYS} days of history, one run",
+        ([with_history], [by_itself], events),
+        targets=("completes; time stated", f"≤ {BIG_PEAK_LIMIT_MB:,} MB"),
+        note=f"{_outcome(with_history)} with history, {_outcome(by_itself)} alone; {cost}",
+        same=", same limit",
+    )
+
+
+def _against_alone(
+    row: str,
+    what: str,
+    runs: tuple[list[Timed], list[Timed], int],
+    targets: tuple[str, str],
+    note: str,
+    same: str = "",
+) -> list[Figure]:
+    """Row `row` (wall time, medians) and `row`b (peak RSS, medians, and the memory per
+    million events) of the day's builds with history against those of the day alone."""
+    with_history, by_itself, events = runs
+    alone = f"the same day alone in a lake{same}"
     return [
-        Figure(
-            row="11",
-            what=f"steady state at {events:,} events a day under 4 GiB ({limit}): "
-            f"`{' '.join(args)}` with {HISTORY_DAYS} days of history, one run",
-            project=with_history.seconds,
-            baseline=by_itself.seconds,
-            unit="s",
-            baseline_what="the same day alone in a lake, same limit",
-            target="completes; time stated",
-            command=COMMAND,
-            note=f"{_outcome(with_history)} with history, {_outcome(by_itself)} alone; {cost}",
-        ),
-        Figure(
-            row="11b",
-            what="peak RSS of row 11's processes",
-            project=with_history.peak_rss_mb,
-            baseline=by_itself.peak_rss_mb,
-            unit="MB",
-            baseline_what="the same day alone in a lake, same limit",
-            target=f"≤ {BIG_PEAK_LIMIT_MB:,} MB",
-            command=COMMAND,
-            note=_per_million([with_history], [by_itself], events),
-        ),
-    ]
+        Figure(row, what, _median_s(with_history), _median_s(by_itself), "s", alone,
+               targets[0], COMMAND, note),
+        Figure(f"{row}b", f"peak RSS of row {row}'s processes", _median_mb(with_history),
+               _median_mb(by_itself), "MB", alone, targets[1], COMMAND,
+               _per_million(with_history, by_itself, events)),
+    ]  # fmt: skip
 
 
 def _empty_day_rows(data_dir: Path, api_url: str, repeats: int, quick: bool) -> list[Figure]:
