@@ -55,7 +55,6 @@ MONEY = pa.decimal128(18, 4)
 DAY_EVENTS_MODEL = "staging/stg_lake_events"
 READS = "reads"
 SCRATCH = "scratch"
-_WRITE_LOCK = WRITE_LOCK  # one writer of the catalog at a time in this process
 
 
 # A check's name, whether it passed, its detail, the first names it lists and how many
@@ -89,17 +88,6 @@ class LakeReads:
     events_window: tuple[date, date]
     touch_window: tuple[date, date]  # start after end: no look-back (direct kept)
     reach: tuple[date, ...]
-
-    @property
-    def events(self) -> list[Path]:
-        """The files of the events window: the build manifest's lake fingerprint."""
-        first, last = self.events_window
-        return [
-            path
-            for day, paths in sorted(self.files.items())
-            if first <= day <= last
-            for path in paths
-        ]
 
     @property
     def all_files(self) -> list[Path]:
@@ -140,7 +128,7 @@ def build_day(settings: Settings, day: date) -> DayBuild:
 
         # Commit and publish one build at a time: days compute in parallel, but the
         # month-to-date row and its mart must reflect every commit before them.
-        with _WRITE_LOCK:
+        with WRITE_LOCK:
             con.begin()
             try:
                 store_day(con, params)
@@ -242,7 +230,7 @@ def register_config_tables(con: duckdb.DuckDBPyConnection, settings: Settings) -
 def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
     """Connection settings and the warehouse's tables, created when missing. One thread
     at a time: concurrent CREATEs of the same table conflict in DuckDB's catalog."""
-    with _WRITE_LOCK:
+    with WRITE_LOCK:
         for name in SETUP_MODELS:
             run_sql_model(con, name)
 

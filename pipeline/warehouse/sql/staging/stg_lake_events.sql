@@ -26,15 +26,18 @@ sited AS (
         coalesce(s.currency, $currency) AS site_currency
     FROM day_events AS e
     LEFT JOIN site_settings AS s USING (site_id)
+),
+
+converted AS (
+    SELECT
+        e.*,
+        site_amount(e.value, e.currency, e.site_currency, f.factor) AS value_site,
+        -- Units of the site's currency per unit of the reporting one, for goal values.
+        CASE WHEN e.site_currency = $currency THEN 1.0 ELSE g.factor END AS goal_factor
+    FROM sited AS e
+    LEFT JOIN stg_site_currencies AS f ON f.site_id = e.site_id AND f.currency = e.currency
+    LEFT JOIN stg_site_currencies AS g ON g.site_id = e.site_id AND g.currency = $currency
 )
 
-SELECT
-    e.*,
-    site_amount(e.value, e.currency, e.site_currency, f.factor) AS value_site,
-    -- Units of the site's currency per unit of the reporting one, for goal values.
-    CASE WHEN e.site_currency = $currency THEN 1.0 ELSE g.factor END AS goal_factor,
-    e.value IS NOT NULL
-    AND site_amount(e.value, e.currency, e.site_currency, f.factor) IS NULL AS unconverted
-FROM sited AS e
-LEFT JOIN stg_site_currencies AS f ON f.site_id = e.site_id AND f.currency = e.currency
-LEFT JOIN stg_site_currencies AS g ON g.site_id = e.site_id AND g.currency = $currency;
+SELECT *, value IS NOT NULL AND value_site IS NULL AS unconverted
+FROM converted;
