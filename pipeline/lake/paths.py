@@ -12,8 +12,9 @@ date's files or the dates a build reads (`BuildWindow`); none spells a partition
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from pipeline.config import Settings
 
@@ -46,6 +47,7 @@ class BuildWindow:
     transaction_days: int = 6
     attribution_days: int = 30
     zone_days: int = 0
+    zones: tuple[str, ...] = ("UTC",)  # the global zone and every site's
 
     @classmethod
     def from_settings(cls, settings: Settings) -> BuildWindow:
@@ -56,6 +58,16 @@ class BuildWindow:
             transaction_days=flows.lookback_days + flows.max_session_days,
             attribution_days=0 if keep_direct else settings.attribution.lookback_days,
             zone_days=ZONE_DAYS if _other_zones(settings) else 0,
+            zones=tuple(
+                sorted({settings.timezone, *(settings.site_timezone(s) for s in settings.sites)})
+            ),
+        )
+
+    def earliest_start(self, day: date) -> datetime:
+        """The earliest instant a session dated `day` can start: the first midnight of
+        `day` among the zones (a session counts on its site's local date)."""
+        return min(
+            datetime.combine(day, time(), ZoneInfo(zone)).astimezone(UTC) for zone in self.zones
         )
 
     def events(self, day: date) -> list[date]:

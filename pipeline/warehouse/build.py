@@ -15,7 +15,7 @@ import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -87,6 +87,7 @@ class LakeReads:
     files: dict[date, list[Path]]  # every partition of the window and the look-back
     events_window: tuple[date, date]
     touch_window: tuple[date, date]  # start after end: no look-back (direct kept)
+    touch_cut: datetime  # BuildWindow.earliest_start: stg_touches keeps one touch before it
     reach: tuple[date, ...]
 
     @property
@@ -104,6 +105,7 @@ def lake_reads(settings: Settings, day: date) -> LakeReads:
         events_window=(events[0], events[-1]),
         touch_window=(touches[0], touches[-1]) if touches else (day, day - timedelta(days=1)),
         reach=tuple(window.reach(day)),
+        touch_cut=window.earliest_start(day),
     )
 
 
@@ -249,6 +251,7 @@ def model_parameters(
         "window_end": reads.events_window[1],
         "touch_start": reads.touch_window[0],
         "touch_end": reads.touch_window[1],
+        "touch_cut": reads.touch_cut,
         "max_session_days": settings.flows.max_session_days,
         "attribution_lookback_days": settings.attribution.lookback_days,
         READS: reads,

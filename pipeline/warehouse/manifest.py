@@ -111,6 +111,7 @@ class Fingerprinter:
         self.read_only = read_only  # cannot bring the lake summaries up to date
         self.layout = LakeLayout(settings.lake_dir)
         self.window = BuildWindow.from_settings(settings)
+        self.timezone = settings.timezone
         self.config = config_fingerprint(settings)
         self.models = models_fingerprint()
         self._costs = {
@@ -152,7 +153,14 @@ class Fingerprinter:
         was built with."""
         first, last = self._touch_window(day)
         run_sql_model(self.con, "checks/day_users_as_built", {"run_date": day})
-        run_sql_model(self.con, "staging/stg_touches", {"touch_start": first, "touch_end": last})
+        cut = self.window.earliest_start(day)
+        params = {
+            "touch_start": first,
+            "touch_end": last,
+            "touch_cut": cut,
+            "timezone": self.timezone,
+        }
+        run_sql_model(self.con, "staging/stg_touches", params)
         return touch_digest(self.con)
 
     def _look_back_partitions(

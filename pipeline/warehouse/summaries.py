@@ -32,7 +32,7 @@ from pipeline.warehouse.model_keys import check_model_keys
 from pipeline.warehouse.models import query_sql_model, read_sql, run_sql_model
 
 # Besides the summary models, what a summary's rows depend on (summary_version).
-SUMMARY_SOURCES = ("macros/lake_events", "publish/lake_summaries")
+SUMMARY_SOURCES = ("macros/lake_events", "publish/lake_summaries", "publish/store_summaries")
 SUMMARY_MODELS = (
     "summaries/summary_events",
     "summaries/summary_sessions",

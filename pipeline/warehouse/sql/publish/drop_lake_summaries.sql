@@ -4,3 +4,4 @@ DROP TABLE IF EXISTS lake_partitions;
 DROP TABLE IF EXISTS lake_partition_sessions;
 DROP TABLE IF EXISTS lake_partition_transactions;
 DROP TABLE IF EXISTS lake_partition_refunds;
+DROP TABLE IF EXISTS lake_session_touches;

@@ -58,3 +58,19 @@ CREATE TABLE IF NOT EXISTS lake_partition_refunds (
     value DOUBLE,
     currency VARCHAR
 );
+
+-- lake_session_touches: grain session_id: each session whose first event is not direct,
+-- its parts on every summarised partition combined (whole sessions, not parts): its
+-- start and first touch, and its attribution user (its first user_id, else its visitor
+-- id). What the attribution look-back reads (stg_touches), kept up to date with the
+-- partitions (publish/store_summaries.sql).
+CREATE TABLE IF NOT EXISTS lake_session_touches (
+    session_id VARCHAR NOT NULL,
+    site_id VARCHAR NOT NULL,
+    attribution_user VARCHAR NOT NULL,
+    session_start TIMESTAMPTZ NOT NULL,
+    source VARCHAR,
+    medium VARCHAR,
+    campaign VARCHAR,
+    channel_group VARCHAR NOT NULL
+);

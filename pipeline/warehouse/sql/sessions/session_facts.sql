@@ -1,5 +1,5 @@
 -- grain: one row per session (session_id)
--- reads: stg_events, stg_lake_events, stg_transactions, stg_refunds, stg_touches, lake_partition_sessions, goals
+-- reads: stg_events, stg_day_users, stg_transactions, stg_refunds, stg_touches, lake_partition_sessions, goals
 -- unique: session_id
 -- not_null: session_id, site_id, session_date
 -- session_facts: one row per session dated $run_date: the columns of the `sessions` table
@@ -16,7 +16,7 @@
 -- - engagement_time_s: the summed engagement time;
 -- - conversions: purchases, plus goal events counted once per event or once per session
 --   as goals(counting) says;
--- - amounts are in the site's currency (stg_lake_events.value_site);
+-- - amounts are in the site's currency (stg_events.value_site);
 -- - revenue: converted `value` of purchases, gross. A transaction_id counts once per site
 --   over the build's window (stg_transactions): its first purchase carries it; later ones
 --   are neither revenue nor conversions;
@@ -38,18 +38,28 @@ CREATE OR REPLACE TEMP TABLE session_facts AS
 WITH stable_visitors AS (
     -- Through the lake summaries: whether any session of the visitor in the build's
     -- window (not only the day's) showed a client id.
-    SELECT l.site_id, l.visitor_id
+    SELECT DISTINCT l.site_id, l.visitor_id
     FROM lake_partition_sessions AS l
-    SEMI JOIN stg_lake_events AS e ON e.site_id = l.site_id AND e.visitor_id = l.visitor_id
-    WHERE l.event_date BETWEEN $window_start::DATE AND $window_end::DATE
-    GROUP BY l.site_id, l.visitor_id
-    HAVING bool_or(l.stable_client)
+    SEMI JOIN stg_day_users AS u ON u.site_id = l.site_id AND u.attribution_user = l.visitor_id
+    WHERE l.event_date BETWEEN $window_start::DATE AND $window_end::DATE AND l.stable_client
 ),
 
-people AS (
+totals AS (
     SELECT
         session_id,
-        arg_min(user_id, (event_ts, event_id)) FILTER (WHERE user_id IS NOT NULL) AS user_id
+        arg_min(user_id, (event_ts, event_id)) FILTER (WHERE user_id IS NOT NULL) AS user_id,
+        min(event_ts) FILTER (WHERE NOT is_engagement_signal) AS session_start,
+        max(event_ts) FILTER (WHERE NOT is_engagement_signal) AS session_end,
+        count(*) FILTER (WHERE NOT is_engagement_signal) AS events,
+        count(*) FILTER (WHERE event_name = 'page_view') AS pageviews,
+        coalesce(sum(engagement_time_ms), 0) AS engagement_ms,
+        count(engagement_time_ms) > 0 AS sent_engagement,
+        -- Through a struct: arg_min skips NULL values, and a page view without a URL
+        -- is still the entry (or exit) page.
+        (arg_min({'url': page_url}, (event_ts, event_id))
+            FILTER (WHERE event_name = 'page_view')).url AS entry_page,
+        (arg_max({'url': page_url}, (event_ts, event_id))
+            FILTER (WHERE event_name = 'page_view')).url AS exit_page
     FROM stg_events
     GROUP BY session_id
 ),
@@ -71,7 +81,7 @@ own_first_events AS (
         coalesce(p.user_id, e.visitor_id) AS attribution_user,
         coalesce(p.user_id, v.visitor_id) AS user_key
     FROM stg_events AS e
-    INNER JOIN people AS p USING (session_id)
+    INNER JOIN totals AS p USING (session_id)
     LEFT JOIN stable_visitors AS v USING (site_id, visitor_id)
     WHERE e.is_first_event
 ),
@@ -102,42 +112,6 @@ first_events AS (
         coalesce(d.touch.channel_group, f.channel_group) AS channel_group
     FROM own_first_events AS f
     LEFT JOIN last_non_direct AS d USING (session_id)
-),
-
-totals AS (
-    SELECT
-        session_id,
-        min(event_ts) FILTER (WHERE NOT is_engagement_signal) AS session_start,
-        max(event_ts) FILTER (WHERE NOT is_engagement_signal) AS session_end,
-        count(*) FILTER (WHERE NOT is_engagement_signal) AS events,
-        count(*) FILTER (WHERE event_name = 'page_view') AS pageviews,
-        coalesce(sum(engagement_time_ms), 0) AS engagement_ms,
-        count(engagement_time_ms) > 0 AS sent_engagement
-    FROM stg_events
-    GROUP BY session_id
-),
-
-page_views AS (
-    SELECT
-        session_id,
-        page_url,
-        row_number() OVER (
-            PARTITION BY session_id ORDER BY event_ts, event_id
-        ) AS from_start,
-        row_number() OVER (
-            PARTITION BY session_id ORDER BY event_ts DESC, event_id DESC
-        ) AS from_end
-    FROM stg_events
-    WHERE event_name = 'page_view'
-),
-
-pages AS (
-    SELECT
-        session_id,
-        any_value(page_url) FILTER (WHERE from_start = 1) AS entry_page,
-        any_value(page_url) FILTER (WHERE from_end = 1) AS exit_page
-    FROM page_views
-    GROUP BY session_id
 ),
 
 counted_purchases AS (
@@ -270,15 +244,14 @@ assembled AS (
         t.pageviews,
         t.engagement_ms,
         t.sent_engagement,
-        p.entry_page,
-        p.exit_page,
+        t.entry_page,
+        t.exit_page,
         coalesce(b.purchases, 0) + coalesce(g.conversions, 0) AS conversions,
         coalesce(b.revenue, 0) AS revenue,
         coalesce(g.conversion_value, 0) AS conversion_value,
         coalesce(r.refunds, 0) AS refunds
     FROM first_events AS f
     INNER JOIN totals AS t USING (session_id)
-    LEFT JOIN pages AS p USING (session_id)
     LEFT JOIN purchases AS b USING (session_id)
     LEFT JOIN goal_totals AS g USING (session_id)
     LEFT JOIN refunds AS r USING (session_id)
@@ -324,5 +297,4 @@ SELECT
     CAST(revenue - refunds AS DECIMAL(18, 4)) AS net_revenue,
     currency,
     user_key
-FROM classified
-ORDER BY session_id;
+FROM classified;

@@ -13,7 +13,12 @@
 -- a site no longer in `sites`).
 CREATE OR REPLACE TEMP TABLE stg_lake_events AS
 WITH day_events AS (
-    SELECT *
+    -- The columns the day's models use (the rest of the row stays in the lake).
+    SELECT
+        event_date, site_id, event_id, session_id, visitor_id, user_id, event_ts,
+        event_name, page_url, source, medium, campaign, channel_group, device_category,
+        country, value, currency, transaction_id, engagement_time_ms, is_anonymous,
+        is_engagement_signal
     FROM lake_events($lake_files::VARCHAR[])
     WHERE session_id IN (SELECT session_id FROM stg_day_sessions)
 ),

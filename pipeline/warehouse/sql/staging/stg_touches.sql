@@ -1,5 +1,5 @@
--- grain: one row per non-direct session of the look-back that a session of the day may take its source from (site_id, attribution_user, session_start)
--- reads: lake_partition_sessions, stg_day_users
+-- grain: one row per non-direct session that may be the last non-direct touch of a session dated $run_date (site_id, attribution_user, session_start)
+-- reads: lake_session_touches, stg_day_users
 -- unique: site_id, attribution_user, session_start
 -- not_null: site_id, attribution_user, session_start
 --
@@ -10,60 +10,62 @@
 -- else its visitor id, so for cookie-free visitors, whose ids live one day, only the same
 -- day's sessions can be touches.
 --
--- Read from the lake summaries (the parts of sessions on each partition of the look-back,
--- combined), and only the sessions of users the day's sessions have (stg_day_users): the
--- others cannot be anyone's touch today.
+-- Read from the lake summaries' whole sessions (lake_session_touches) that start on the
+-- partitions of the look-back, and only those of users the day's sessions have
+-- (stg_day_users): the others cannot be anyone's touch today. Of a user's touches that
+-- start before $touch_cut (no session dated $run_date starts earlier), only the latest
+-- can be the last non-direct touch of a session of the day: the others are left out, so
+-- a user who comes back every day brings two touches, not thirty.
 --
--- Parameters: $touch_start, $touch_end (BuildWindow.touches; a start after the end when
--- direct sessions are kept).
+-- Parameters: $touch_start, $touch_end (BuildWindow.touches, partition dates in the
+-- global $timezone; a start after the end when direct sessions are kept), $touch_cut
+-- (BuildWindow.earliest_start).
 CREATE OR REPLACE TEMP TABLE stg_touches AS
-WITH look_back AS (
-    SELECT *
-    FROM lake_partition_sessions
-    WHERE event_date BETWEEN $touch_start::DATE AND $touch_end::DATE
+WITH touches AS NOT MATERIALIZED (
+    SELECT t.session_id, t.site_id, t.attribution_user, t.session_start, t.source, t.medium,
+        t.campaign, t.channel_group
+    FROM lake_session_touches AS t
+    SEMI JOIN stg_day_users AS u
+        ON u.site_id = t.site_id AND u.attribution_user = t.attribution_user
+    WHERE t.session_start >= timezone($timezone, CAST($touch_start::DATE AS TIMESTAMP))
+        AND t.session_start < timezone($timezone, CAST($touch_end::DATE + 1 AS TIMESTAMP))
 ),
 
-candidates AS (
-    SELECT l.session_id
-    FROM look_back AS l
-    SEMI JOIN stg_day_users AS u ON u.site_id = l.site_id AND u.attribution_user = l.visitor_id
-    UNION
-    SELECT l.session_id
-    FROM look_back AS l
-    SEMI JOIN stg_day_users AS u ON u.site_id = l.site_id AND u.attribution_user = l.user_id
-),
-
-sessions AS (
+latest_before_cut AS (
+    -- One touch per user: the latest start, then (as below) the lowest session id.
     SELECT
-        l.session_id,
-        any_value(l.site_id) AS site_id,
-        coalesce(
-            arg_min(l.user_id, (l.user_ts, l.user_event_id)) FILTER (WHERE l.user_id IS NOT NULL),
-            min(l.visitor_id)
-        ) AS attribution_user,
-        min(l.first_ts) AS session_start,
+        site_id,
+        attribution_user,
         arg_min(
-            {'source': l.source, 'medium': l.medium, 'campaign': l.campaign,
-             'channel_group': l.channel_group},
-            (l.first_ts, l.first_event_id)
-        ) FILTER (WHERE l.first_ts IS NOT NULL) AS first_touch
-    FROM look_back AS l
-    SEMI JOIN candidates AS c ON c.session_id = l.session_id
-    GROUP BY l.session_id
+            {'session_start': session_start, 'source': source, 'medium': medium,
+             'campaign': campaign, 'channel_group': channel_group},
+            (-epoch_us(session_start), session_id)
+        ) AS latest
+    FROM touches
+    WHERE session_start < $touch_cut::TIMESTAMPTZ
+    GROUP BY site_id, attribution_user
+),
+
+since_cut AS (
+    SELECT site_id, attribution_user, session_start, source, medium, campaign, channel_group
+    FROM touches
+    WHERE session_start >= $touch_cut::TIMESTAMPTZ
+    -- One touch per user and start, the same one every run (session_facts.sql joins on
+    -- the start).
+    QUALIFY row_number() OVER (
+        PARTITION BY site_id, attribution_user, session_start ORDER BY session_id
+    ) = 1
 )
 
 SELECT
     site_id,
     attribution_user,
-    session_start,
-    first_touch.source AS source,
-    first_touch.medium AS medium,
-    first_touch.campaign AS campaign,
-    first_touch.channel_group AS channel_group
-FROM sessions
-WHERE first_touch.channel_group <> 'Direct'
--- One touch per user and start, the same one every run (session_facts.sql joins on the start).
-QUALIFY row_number() OVER (
-    PARTITION BY site_id, attribution_user, session_start ORDER BY session_id
-) = 1
-ORDER BY ALL;
+    latest.session_start,
+    latest.source,
+    latest.medium,
+    latest.campaign,
+    latest.channel_group
+FROM latest_before_cut
+UNION ALL
+SELECT *
+FROM since_cut;
