@@ -175,3 +175,47 @@ def test_engagement_signals_before_a_sessions_first_event_count(tmp_path: Path) 
     build_day(settings, DAY)
     (row,) = warehouse_rows(settings, "sessions")
     assert row[ENGAGED] is True and row[ENGAGEMENT_TIME_S] == 20.0
+
+
+def _touches(settings: Settings) -> list[tuple[object, ...]]:
+    with open_warehouse(settings) as con:
+        return con.execute(
+            "SELECT attribution_user, session_start, source FROM lake_session_touches ORDER BY ALL"
+        ).fetchall()
+
+
+def test_a_session_across_partitions_is_one_touch_and_is_combined_again_when_either_changes(
+    tmp_path: Path,
+) -> None:
+    settings = make_settings(tmp_path / "data")
+    start = (T0 - timedelta(days=5)).replace(hour=23, minute=50)
+    older = T0 - timedelta(days=9)
+    import_events(settings, [
+        # Two earlier touches of u1: only the latest can credit the day's direct session.
+        event("o1", "page_view", older, "v0", user_id="u1",
+              page_url="https://shop.example/?utm_source=old&utm_medium=email"),
+        # This one starts on one partition (from the newsletter) and tells its user only
+        # on the next one.
+        event("n1", "page_view", start, "v1",
+              page_url="https://shop.example/?utm_source=newsletter&utm_medium=email"),
+        event("n2", "page_view", start + timedelta(minutes=20), "v1", user_id="u1"),
+        event("d1", "page_view", T0, "v2", user_id="u1"),  # direct
+    ], tmp_path / "events.jsonl")  # fmt: skip
+    build_day(settings, DAY)
+
+    assert _touches(settings) == [("u1", older, "old"), ("u1", start, "newsletter")]
+    assert _sources(settings) == [("newsletter", "email", "(not set)", "Email")]
+    with open_warehouse(settings) as con, tempfile.TemporaryDirectory() as scratch:
+        register_config_tables(con, settings)
+        params = model_parameters(settings, DAY, lake_reads(settings, DAY), Path(scratch))
+        run_day_models(con, params)
+        kept = con.execute("SELECT source FROM stg_touches").fetchall()
+    assert kept == [("newsletter",)]  # the older touch cannot be the last non-direct one
+
+    # The part that told the user goes (its partition's only file): the session is v1's
+    # now, combined again from its remaining part, and the older touch credits u1.
+    (second_part,) = LakeLayout(settings.lake_dir).files_on(start.date() + timedelta(days=1))
+    second_part.unlink()
+    build_day(settings, DAY)
+    assert _touches(settings) == [("u1", older, "old"), ("v1", start, "newsletter")]
+    assert _sources(settings) == [("old", "email", "(not set)", "Email")]

@@ -4,20 +4,27 @@
 -- ones with events on this day's partition past it (through the lake summaries), so a
 -- tail is seen from one side or the other;
 -- refunds without a value whose purchase is not in the window (they return nothing).
-WITH window_starts AS (
-    SELECT session_id, min(first_ts) AS first_ts
+WITH tails AS (
+    -- The parts on this day's partition of sessions not dated this day.
+    SELECT session_id, last_ts
     FROM lake_partition_sessions
-    WHERE event_date BETWEEN $window_start::DATE AND $window_end::DATE
-    GROUP BY session_id
+    WHERE event_date = $run_date::DATE
+        AND session_id NOT IN (SELECT session_id FROM stg_day_sessions)
+),
+
+window_starts AS (
+    SELECT p.session_id, min(p.first_ts) AS first_ts
+    FROM lake_partition_sessions AS p
+    SEMI JOIN tails AS t USING (session_id)
+    WHERE p.event_date BETWEEN $window_start::DATE AND $window_end::DATE
+    GROUP BY p.session_id
 ),
 
 earlier_tails_cut AS (
-    SELECT p.session_id
-    FROM lake_partition_sessions AS p
+    SELECT t.session_id
+    FROM tails AS t
     INNER JOIN window_starts AS w USING (session_id)
-    WHERE p.event_date = $run_date::DATE
-        AND p.last_ts > w.first_ts + to_days(CAST($max_session_days AS INTEGER))
-        AND p.session_id NOT IN (SELECT session_id FROM stg_day_sessions)
+    WHERE t.last_ts > w.first_ts + to_days(CAST($max_session_days AS INTEGER))
 )
 
 SELECT
