@@ -52,7 +52,7 @@ from pipeline.warehouse.summaries import WRITE_LOCK, empty_lake_file, refresh_su
 
 MONEY = pa.decimal128(18, 4)
 # The model that reads the day's raw events, and the parameters only Python reads.
-DAY_EVENTS_MODEL = "staging/stg_lake_events"
+DAY_EVENTS_MODEL = "staging/stg_events"
 READS = "reads"
 SCRATCH = "scratch"
 

@@ -1,7 +1,7 @@
 """The SQL models: the `.sql` files under sql/, what each declares, the build order
 computed from those declarations, and how a statement is run.
 
-    sql/staging/   stg_site_currencies, stg_lake_events, stg_events, stg_transactions,
+    sql/staging/   stg_site_currencies, stg_events, stg_transactions,
                    stg_touches, stg_costs: each site's currency factors; the lake's and the
                    costs' rows, cleaned
     sql/sessions/  session_facts, sessions_this_run, session_users_this_run: one row per
@@ -18,7 +18,7 @@ after the file (a `_this_run` table holds the run's rows of the warehouse table 
 name). Its header declares, before its prose:
 
     -- grain: one row per session (session_id)
-    -- reads: stg_events, stg_lake_events, stg_transactions, stg_touches, goals
+    -- reads: stg_events, stg_day_users, stg_transactions, stg_touches, goals
     -- unique: session_id
     -- not_null: session_id, site_id, session_date
 

@@ -65,7 +65,7 @@ def test_an_authenticated_event_wins_its_event_id_whichever_landed_first(
     )
 
     run = bare(settings)
-    kept = {row["event_id"]: row["visitor_id"] for row in run.rows("stg_lake_events")}
+    kept = {row["event_id"]: row["visitor_id"] for row in run.rows("stg_events")}
     assert kept == {"order-1001": "buyer", "order-1002": "buyer-2", "a-1": "anon-1"}
     sessions = revenue_of(run.rows("sessions_this_run"))
     assert sessions["buyer"][0] == sessions["buyer-2"][0] == Decimal(499)

@@ -28,17 +28,14 @@ earlier_tails_cut AS (
 )
 
 SELECT
-    (SELECT count(*) FROM stg_events WHERE unconverted) AS unconverted_values,
+    (SELECT count(*) FROM stg_events WHERE unconverted AND NOT beyond_cut) AS unconverted_values,
     (SELECT coalesce(sum(unconverted_rows), 0) FROM stg_costs) AS unconverted_costs,
-    (
-        SELECT count(DISTINCT e.session_id)
-        FROM stg_lake_events AS e
-        INNER JOIN stg_day_sessions AS d USING (session_id)
-        WHERE e.event_ts > d.first_ts + to_days(CAST($max_session_days AS INTEGER))
-    ) + (SELECT count(*) FROM earlier_tails_cut) AS cut_sessions,
+    (SELECT count(DISTINCT session_id) FROM stg_events WHERE beyond_cut)
+        + (SELECT count(*) FROM earlier_tails_cut) AS cut_sessions,
     (
         SELECT count(*)
         FROM stg_events AS e
         LEFT JOIN stg_transactions AS t USING (site_id, transaction_id)
         WHERE e.event_name = 'refund' AND e.value IS NULL AND t.counted_event_id IS NULL
+            AND NOT e.beyond_cut
     ) AS unmatched_refunds;

@@ -35,7 +35,12 @@
 -- Source, medium, campaign and channel_group were derived, and normalised, at ingestion
 -- (pipeline/sessions/attribution.py); goals has (name, value, counting).
 CREATE OR REPLACE TEMP TABLE session_facts AS
-WITH stable_visitors AS (
+WITH events AS NOT MATERIALIZED (
+    -- The session's events up to the cut (stg_events).
+    SELECT * FROM stg_events WHERE NOT beyond_cut
+),
+
+stable_visitors AS (
     -- Through the lake summaries: whether any session of the visitor in the build's
     -- window (not only the day's) showed a client id.
     SELECT DISTINCT l.site_id, l.visitor_id
@@ -60,7 +65,7 @@ totals AS (
             FILTER (WHERE event_name = 'page_view')).url AS entry_page,
         (arg_max({'url': page_url}, (event_ts, event_id))
             FILTER (WHERE event_name = 'page_view')).url AS exit_page
-    FROM stg_events
+    FROM events
     GROUP BY session_id
 ),
 
@@ -80,7 +85,7 @@ own_first_events AS (
         e.country,
         coalesce(p.user_id, e.visitor_id) AS attribution_user,
         coalesce(p.user_id, v.visitor_id) AS user_key
-    FROM stg_events AS e
+    FROM events AS e
     INNER JOIN totals AS p USING (session_id)
     LEFT JOIN stable_visitors AS v USING (site_id, visitor_id)
     WHERE e.is_first_event
@@ -93,13 +98,12 @@ last_non_direct AS (
         f.session_id,
         {'source': t.source, 'medium': t.medium, 'campaign': t.campaign,
          'channel_group': t.channel_group} AS touch
-    FROM own_first_events AS f
+    FROM (SELECT * FROM own_first_events WHERE channel_group = 'Direct') AS f
     ASOF INNER JOIN stg_touches AS t
         ON t.site_id = f.site_id
         AND t.attribution_user = f.attribution_user
         AND t.session_start < f.session_start
-    WHERE f.channel_group = 'Direct'
-        AND t.session_start
+    WHERE t.session_start
             >= f.session_start - to_days(CAST($attribution_lookback_days AS INTEGER))
 ),
 
@@ -116,7 +120,7 @@ first_events AS (
 
 counted_purchases AS (
     SELECT e.session_id, e.value_site
-    FROM stg_events AS e
+    FROM events AS e
     LEFT JOIN stg_transactions AS t USING (site_id, transaction_id)
     WHERE e.event_name = 'purchase'
         AND (e.transaction_id IS NULL OR e.event_id = t.counted_event_id)
@@ -180,7 +184,7 @@ refunds AS (
                 WHEN t.purchase_is_anonymous THEN a.share
             END
         ) AS refunds
-    FROM stg_events AS e
+    FROM events AS e
     LEFT JOIN stg_transactions AS t USING (site_id, transaction_id)
     LEFT JOIN anonymous_refund_shares AS a USING (site_id, event_date, event_id)
     WHERE e.event_name = 'refund'
@@ -204,7 +208,7 @@ goal_events AS (
             -- (NULL when it has no rate: the check on site currencies flags it).
             ELSE CAST(g.value * e.goal_factor AS DECIMAL(18, 4))
         END AS value
-    FROM stg_events AS e
+    FROM events AS e
     INNER JOIN goals AS g ON g.name = e.event_name
     WHERE e.event_name NOT IN ('purchase', 'refund')
 ),

@@ -57,5 +57,9 @@ started_earlier AS (
 SELECT d.session_id, d.site_id, d.first_ts, d.first_event_id
 FROM day_parts AS d
 LEFT JOIN site_settings AS s USING (site_id)
-WHERE CAST(timezone(coalesce(s.timezone, $timezone), d.first_ts) AS DATE) = $run_date::DATE
-    AND d.session_id NOT IN (SELECT session_id FROM started_earlier);
+WHERE d.session_id NOT IN (SELECT session_id FROM started_earlier)
+    -- One zone for all: the day's bounds are the day's own.
+    AND CASE
+        WHEN (SELECT count(*) FROM zones) = 1 THEN true
+        ELSE CAST(timezone(coalesce(s.timezone, $timezone), d.first_ts) AS DATE) = $run_date::DATE
+    END;

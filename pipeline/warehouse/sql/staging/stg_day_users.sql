@@ -1,5 +1,5 @@
 -- grain: one row per user of the day's sessions (site_id, attribution_user)
--- reads: stg_lake_events
+-- reads: stg_events
 -- unique: site_id, attribution_user
 -- not_null: date, site_id, attribution_user
 --
@@ -10,9 +10,9 @@
 -- look-back, whether the touches of exactly these users changed.
 CREATE OR REPLACE TEMP TABLE stg_day_users AS
 SELECT $run_date::DATE AS date, site_id, visitor_id AS attribution_user
-FROM stg_lake_events
+FROM stg_events
 UNION
 SELECT $run_date::DATE, site_id, user_id
-FROM stg_lake_events
+FROM stg_events
 WHERE user_id IS NOT NULL
 ORDER BY ALL;

@@ -6,7 +6,7 @@
 -- (grain: site_id x currency), for every site of `sites` and every currency with a rate:
 -- factor = rate(currency) / rate(site's currency), through the reporting currency
 -- ($currency, rate 1). NULL when the site's currency has no rate; the site's own
--- currency is always 1. stg_lake_events and stg_costs convert amounts with it, and the
+-- currency is always 1. stg_events and stg_costs convert amounts with it, and the
 -- goals' values (in the reporting currency) take the factor of $currency.
 --
 -- Parameters: $currency. site_settings has (site_id, timezone, currency, rate),

@@ -15,7 +15,8 @@
 -- (stg_day_users): the others cannot be anyone's touch today. Of a user's touches that
 -- start before $touch_cut (no session dated $run_date starts earlier), only the latest
 -- can be the last non-direct touch of a session of the day: the others are left out, so
--- a user who comes back every day brings two touches, not thirty.
+-- a user who comes back every day brings two touches, not thirty. (`touches` is read
+-- again by each use: cheaper here than materialising it.)
 --
 -- Parameters: $touch_start, $touch_end (BuildWindow.touches, partition dates in the
 -- global $timezone; a start after the end when direct sessions are kept), $touch_cut
@@ -31,19 +32,25 @@ WITH touches AS NOT MATERIALIZED (
         AND t.session_start < timezone($timezone, CAST($touch_end::DATE + 1 AS TIMESTAMP))
 ),
 
-latest_before_cut AS (
-    -- One touch per user: the latest start, then (as below) the lowest session id.
-    SELECT
-        site_id,
-        attribution_user,
-        arg_min(
-            {'session_start': session_start, 'source': source, 'medium': medium,
-             'campaign': campaign, 'channel_group': channel_group},
-            (-epoch_us(session_start), session_id)
-        ) AS latest
+latest_start_before_cut AS (
+    SELECT site_id, attribution_user, max(session_start) AS session_start
     FROM touches
     WHERE session_start < $touch_cut::TIMESTAMPTZ
     GROUP BY site_id, attribution_user
+),
+
+latest_before_cut AS (
+    -- One touch per user: the latest start, then (as below) the lowest session id.
+    SELECT t.site_id, t.attribution_user, t.session_start, t.source, t.medium, t.campaign,
+        t.channel_group
+    FROM touches AS t
+    SEMI JOIN latest_start_before_cut AS l
+        ON l.site_id = t.site_id
+        AND l.attribution_user = t.attribution_user
+        AND l.session_start = t.session_start
+    QUALIFY row_number() OVER (
+        PARTITION BY t.site_id, t.attribution_user ORDER BY t.session_id
+    ) = 1
 ),
 
 since_cut AS (
@@ -57,14 +64,7 @@ since_cut AS (
     ) = 1
 )
 
-SELECT
-    site_id,
-    attribution_user,
-    latest.session_start,
-    latest.source,
-    latest.medium,
-    latest.campaign,
-    latest.channel_group
+SELECT *
 FROM latest_before_cut
 UNION ALL
 SELECT *
