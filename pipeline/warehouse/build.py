@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
@@ -45,6 +46,7 @@ from pipeline.warehouse.models import (
     PERIOD_MODELS,
     SETUP_MODELS,
     query_sql_model,
+    read_sql,
     run_sql_model,
 )
 from pipeline.warehouse.publish import DAY_OUTPUTS, PERIOD_OUTPUTS, publish_marts, replace_period
@@ -55,6 +57,7 @@ MONEY = pa.decimal128(18, 4)
 DAY_EVENTS_MODEL = "staging/stg_events"
 READS = "reads"
 SCRATCH = "scratch"
+MIGRATIONS = "publish/warehouse_migrations"
 
 
 # A check's name, whether it passed, its detail, the first names it lists and how many
@@ -230,11 +233,30 @@ def register_config_tables(con: duckdb.DuckDBPyConnection, settings: Settings) -
 
 
 def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
-    """Connection settings and the warehouse's tables, created when missing. One thread
-    at a time: concurrent CREATEs of the same table conflict in DuckDB's catalog."""
+    """Connection settings and the warehouse's tables, created when missing, and migrated
+    once. One thread at a time: concurrent CREATEs of the same table conflict in DuckDB's
+    catalog."""
     with WRITE_LOCK:
         for name in SETUP_MODELS:
             run_sql_model(con, name)
+        apply_migrations(con)
+
+
+def apply_migrations(con: duckdb.DuckDBPyConnection) -> None:
+    """Run publish/warehouse_migrations.sql unless this warehouse has it already
+    (warehouse_migrations, by the file's digest): run on every connection, its UPDATEs
+    would scan every session ever built and leave a checkpoint to write on close."""
+    digest = hashlib.sha256(read_sql(MIGRATIONS).encode()).hexdigest()[:16]
+    migration = f"{MIGRATIONS} {digest}"
+    applied = con.execute(
+        "SELECT count(*) FROM warehouse_migrations WHERE migration = ?", [migration]
+    ).fetchone()
+    if applied and applied[0]:
+        return
+    # Statement by statement (DuckDB refuses an UPDATE of a table its own transaction
+    # altered); each is safe to run again, so one that fails is simply retried next time.
+    run_sql_model(con, MIGRATIONS)
+    con.execute("INSERT INTO warehouse_migrations VALUES (?, now())", [migration])
 
 
 def model_parameters(

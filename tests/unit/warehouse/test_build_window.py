@@ -139,9 +139,18 @@ def test_a_warehouse_of_an_older_release_keeps_its_users_and_revenue(tmp_path: P
             "SELECT refunds, net_revenue FROM sessions ORDER BY session_id"
         ).fetchall()
         tables = {row[0] for row in con.execute("SHOW TABLES").fetchall()}
+        # Applied once and recorded: a later connection does not scan the sessions again.
+        con.execute("UPDATE sessions SET net_revenue = NULL WHERE session_id = 's1'")
+        ensure_tables(con)
+        untouched = con.execute(
+            "SELECT net_revenue FROM sessions WHERE session_id = 's1'"
+        ).fetchone()
+        recorded = con.execute("SELECT count(*) FROM warehouse_migrations").fetchone()
     assert users == [("s1", "v1")]
     assert money == [(Decimal(0), Decimal(7)), (Decimal(0), Decimal(0))]
     assert "session_identity" not in tables
+    assert untouched == (None,)
+    assert recorded == (1,)
 
 
 def _columns(settings: Settings, table: str) -> list[str]:
