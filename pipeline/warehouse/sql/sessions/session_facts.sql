@@ -59,12 +59,11 @@ totals AS (
         count(*) FILTER (WHERE event_name = 'page_view') AS pageviews,
         coalesce(sum(engagement_time_ms), 0) AS engagement_ms,
         count(engagement_time_ms) > 0 AS sent_engagement,
-        -- Through a struct: arg_min skips NULL values, and a page view without a URL
-        -- is still the entry (or exit) page.
-        (arg_min({'url': page_url}, (event_ts, event_id))
-            FILTER (WHERE event_name = 'page_view')).url AS entry_page,
-        (arg_max({'url': page_url}, (event_ts, event_id))
-            FILTER (WHERE event_name = 'page_view')).url AS exit_page
+        -- *_null: a page view without a URL is still the entry (or exit) page.
+        arg_min_null(page_url, (event_ts, event_id)) FILTER (WHERE event_name = 'page_view')
+            AS entry_page,
+        arg_max_null(page_url, (event_ts, event_id)) FILTER (WHERE event_name = 'page_view')
+            AS exit_page
     FROM events
     GROUP BY session_id
 ),
