@@ -73,7 +73,7 @@ def compact_lake(settings: Settings, days: list[date]) -> int:
     listing, while a task run costs several API round trips."""
     lake = Lake(settings.lake_dir, settings.timezone)
     dates = BuildWindow.from_settings(settings).all_dates(days)
-    results = [compact_date(lake, d.isoformat(), settings.consumer_state_dir) for d in dates]
+    results = [compact_date(settings, lake, d.isoformat()) for d in dates]
     compacted = sum(result.sources for result in results)
     if compacted:
         get_run_logger().info("compacted %d lake files", compacted)

@@ -539,7 +539,7 @@ def compact(ctx: click.Context, dates: tuple[datetime, ...], before: datetime | 
     given = [day.date().isoformat() for day in dates]
     chosen = given or [day for day in lake.layout.event_dates() if day < limit]
     for event_date in chosen:
-        result = compact_date(lake, event_date, settings.consumer_state_dir)
+        result = compact_date(settings, lake, event_date)
         if result.target is None:
             click.echo(f"{event_date}: nothing to compact")
         else:

@@ -3,6 +3,8 @@
 The consumer writes one file per partition, date and commit cycle, so a quiet stream
 leaves many small files. Compacting a date rewrites them as one `compacted-<id>.parquet`
 (sorted by site, visitor and time, which also helps readers) and deletes the sources.
+DuckDB sorts them under the [warehouse] memory limit, spilling beyond it, and the result
+is written a batch at a time: a date of any size compacts in bounded memory.
 
 Safe against crashes and against the consumer writing meanwhile:
 - the compacted file lists its sources in its Parquet metadata; an interrupted
@@ -25,9 +27,14 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.lake.store import Lake, in_lake_schema, remove_files, write_parquet_atomically
+from pipeline.config import Settings
+from pipeline.duckdb_connections import connect
+from pipeline.events.schema import lake_arrow_schema
+from pipeline.lake.files import write_atomically
+from pipeline.lake.store import PARQUET_OPTIONS, Lake, in_lake_schema, remove_files
 
 SOURCES_KEY = b"sessionflow.compacted_from"
+BATCH_ROWS = 128 * 1024  # one row group each (PARQUET_OPTIONS)
 
 
 @dataclass(frozen=True)
@@ -38,7 +45,9 @@ class CompactionResult:
     target: Path | None
 
 
-def compact_date(lake: Lake, event_date: str, consumer_state_dir: Path) -> CompactionResult:
+def compact_date(settings: Settings, lake: Lake, event_date: str) -> CompactionResult:
+    """Merge `event_date`'s files into one, unless it has one already; `settings`: the
+    consumer's state (its in-flight files) and DuckDB's limits."""
     directory = lake.layout.partition_dir(event_date)
     if len(list(itertools.islice(directory.glob("*.parquet"), 2))) < 2:
         # Already compacted (one file) or empty: nothing to merge, and no interrupted
@@ -48,25 +57,46 @@ def compact_date(lake: Lake, event_date: str, consumer_state_dir: Path) -> Compa
     finish_interrupted(directory)
     # Listed after the directory's first look and before its sources are: a cycle
     # starting in between has its files in the manifest before it writes them.
-    in_flight = in_flight_files(consumer_state_dir)
+    in_flight = in_flight_files(settings.consumer_state_dir)
     sources = sorted(path for path in directory.glob("*.parquet") if str(path) not in in_flight)
     if len(sources) < 2:
         return CompactionResult(event_date, 0, 0, None)
-    # Files written before a column was added lack it: null for their rows.
-    table = in_lake_schema(
-        pa.concat_tables((pq.read_table(path) for path in sources), promote_options="default")
-    )
-    table = table.sort_by(
-        [("site_id", "ascending"), ("visitor_id", "ascending"),
-         ("event_ts", "ascending"), ("event_id", "ascending")]
-    )  # fmt: skip
     names = [path.name for path in sources]
     digest = hashlib.sha256("\n".join(names).encode()).hexdigest()[:16]
     target = directory / f"compacted-{digest}.parquet"
-    metadata = {**(table.schema.metadata or {}), SOURCES_KEY: json.dumps(names).encode()}
-    write_parquet_atomically(table.replace_schema_metadata(metadata), target)
+    first_metadata = pq.read_schema(sources[0]).metadata or {}
+    schema = lake_arrow_schema().with_metadata(
+        {**first_metadata, SOURCES_KEY: json.dumps(names).encode()}
+    )
+    written: list[int] = []
+    write_atomically(
+        target, lambda staging: written.append(_write_sorted(settings, sources, schema, staging))
+    )
     remove_files(sources)
-    return CompactionResult(event_date, len(sources), table.num_rows, target)
+    return CompactionResult(event_date, len(sources), sum(written), target)
+
+
+def _write_sorted(settings: Settings, sources: list[Path], schema: pa.Schema, staging: Path) -> int:
+    """The rows of `sources` in `schema` (a column added since a file was written is null
+    for its rows), sorted by site, visitor, time and event id, then by file and row (as
+    they were listed), written to `staging` a batch at a time; returns the rows written."""
+    written = 0
+    with (
+        connect(settings) as con,
+        pq.ParquetWriter(staging, schema, compression=PARQUET_OPTIONS["compression"]) as writer,
+    ):
+        batches = con.execute(
+            "SELECT * EXCLUDE (filename, file_row_number) FROM read_parquet($files, "
+            "union_by_name = true, hive_partitioning = false, filename = true, "
+            "file_row_number = true) "
+            "ORDER BY site_id, visitor_id, event_ts, event_id, filename, file_row_number",
+            {"files": [str(source) for source in sources]},
+        ).to_arrow_reader(BATCH_ROWS)
+        for batch in batches:
+            table = in_lake_schema(pa.Table.from_batches([batch])).cast(schema)
+            writer.write_table(table, row_group_size=PARQUET_OPTIONS["row_group_size"])
+            written += table.num_rows
+    return written
 
 
 def finish_interrupted(directory: Path) -> None:

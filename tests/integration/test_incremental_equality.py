@@ -329,7 +329,7 @@ def run_daily(settings: Settings, target: date) -> None:
     lookback = [target - timedelta(days=n) for n in range(settings.flows.lookback_days + 1)]
     lake = Lake(settings.lake_dir, settings.timezone)
     for read in BuildWindow.from_settings(settings).all_dates(lookback):
-        compact_date(lake, read.isoformat(), settings.consumer_state_dir)
+        compact_date(settings, lake, read.isoformat())
     with open_warehouse(settings) as con:
         plan = plan_daily(settings, con, target, force=False)
     for state in plan.days:

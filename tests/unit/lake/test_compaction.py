@@ -7,6 +7,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pipeline.config import Settings, load_settings
 from pipeline.lake.compaction import SOURCES_KEY, compact_date
 from pipeline.lake.store import Lake, events_to_table, to_lake_rows
 from pipeline.sessions.sessionizer import Sessionizer, SessionRules
@@ -30,6 +31,10 @@ def lake_rows(start: int, count: int) -> pa.Table:
     return to_lake_rows(released, datetime(2026, 11, 2, tzinfo=UTC))
 
 
+def _settings(tmp_path: Path) -> Settings:
+    return load_settings(environ={"SESSIONFLOW_DATA_DIR": str(tmp_path / "data")})
+
+
 def files_of(lake: Lake) -> list[str]:
     return sorted(p.name for p in lake.layout.files_on("2026-11-01"))
 
@@ -38,13 +43,13 @@ def test_small_files_become_one_and_no_row_is_lost(tmp_path: Path) -> None:
     lake = Lake(tmp_path / "lake", "UTC")
     for cycle in range(5):
         lake.write_events(lake_rows(cycle * 10, 10), f"t-p000-o{cycle:012d}")
-    result = compact_date(lake, "2026-11-01", tmp_path / "state")
+    result = compact_date(_settings(tmp_path), lake, "2026-11-01")
     assert (result.sources, result.rows) == (5, 50)
     assert result.target is not None
     assert files_of(lake) == [result.target.name]
     table = pq.read_table(result.target)
     assert sorted(table["event_id"].to_pylist()) == sorted(f"e{i}" for i in range(50))
-    again = compact_date(lake, "2026-11-01", tmp_path / "state")
+    again = compact_date(_settings(tmp_path), lake, "2026-11-01")
     assert again.target is None  # one file: nothing to do
 
 
@@ -53,10 +58,10 @@ def test_in_flight_cycle_files_are_left_to_the_consumer(tmp_path: Path) -> None:
     done = lake.write_events(lake_rows(0, 10), "t-p000-o000000000000")
     lake.write_events(lake_rows(10, 10), "t-p000-o000000000010")
     in_flight = lake.write_events(lake_rows(20, 10), "t-p001-o000000000000")
-    manifest = tmp_path / "state" / "t" / "p001" / "inflight.json"
+    manifest = _settings(tmp_path).consumer_state_dir / "t" / "p001" / "inflight.json"
     manifest.parent.mkdir(parents=True)
     manifest.write_text(json.dumps({"first_offset": 0, "files": [str(p) for p in in_flight]}))
-    result = compact_date(lake, "2026-11-01", tmp_path / "state")
+    result = compact_date(_settings(tmp_path), lake, "2026-11-01")
     assert result.sources == 2
     assert in_flight[0].exists() and not done[0].exists()
 
@@ -65,7 +70,7 @@ def test_an_interrupted_compaction_is_finished_first(tmp_path: Path) -> None:
     lake = Lake(tmp_path / "lake", "UTC")
     first = lake.write_events(lake_rows(0, 10), "t-p000-o000000000000")
     second = lake.write_events(lake_rows(10, 10), "t-p000-o000000000010")
-    result = compact_date(lake, "2026-11-01", tmp_path / "state")
+    result = compact_date(_settings(tmp_path), lake, "2026-11-01")
     assert result.target is not None
     # Simulate a crash between writing the result and deleting its sources.
     for path, start in ((first[0], 0), (second[0], 10)):
@@ -73,7 +78,7 @@ def test_an_interrupted_compaction_is_finished_first(tmp_path: Path) -> None:
     assert json.loads(pq.read_schema(result.target).metadata[SOURCES_KEY]) == sorted(
         [first[0].name, second[0].name]
     )
-    compact_date(lake, "2026-11-01", tmp_path / "state")
+    compact_date(_settings(tmp_path), lake, "2026-11-01")
     assert files_of(lake) == [result.target.name]
     assert pq.read_table(result.target).num_rows == 20
 
@@ -85,7 +90,7 @@ def test_files_from_before_a_new_column_compact_with_newer_ones(tmp_path: Path) 
     (old,) = lake.write_events(lake_rows(0, 10), "t-p000-o000000000000")
     pq.write_table(pq.read_table(old).drop_columns(["trust"]), old)
     lake.write_events(lake_rows(10, 10), "t-p000-o000000000010")
-    result = compact_date(lake, "2026-11-01", tmp_path / "state")
+    result = compact_date(_settings(tmp_path), lake, "2026-11-01")
     assert result.target is not None and result.rows == 20
     trust = pq.read_table(result.target)["trust"].to_pylist()
     assert (trust.count("authenticated"), trust.count(None)) == (10, 10)
