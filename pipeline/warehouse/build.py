@@ -50,7 +50,12 @@ from pipeline.warehouse.models import (
     run_sql_model,
 )
 from pipeline.warehouse.publish import DAY_OUTPUTS, PERIOD_OUTPUTS, publish_marts, replace_period
-from pipeline.warehouse.summaries import WRITE_LOCK, empty_lake_file, refresh_summaries
+from pipeline.warehouse.summaries import (
+    SUMMARIES,
+    WRITE_LOCK,
+    empty_lake_file,
+    refresh_summaries,
+)
 
 MONEY = pa.decimal128(18, 4)
 # The model that reads the day's raw events, and the parameters only Python reads.
@@ -289,10 +294,11 @@ def run_day_models(con: duckdb.DuckDBPyConnection, params: Mapping[str, Any]) ->
     reads: LakeReads = params[READS]
     scratch: Path = params[SCRATCH]
     refresh_summaries(con, reads.layout, reads.files, scratch)
-    # One snapshot for every model: a parallel build summarising a partition meanwhile
-    # must not give some models its old rows and others its new ones.
-    con.begin()
-    try:
+    # The same summaries for every model: a parallel build summarising a partition
+    # meanwhile must not give some models its old rows and others its new ones. Not one
+    # transaction: DuckDB keeps a transaction's new temp tables in memory, and a
+    # 10M-event day's do not fit a 3 GB limit.
+    with SUMMARIES.reading():
         for name in DAY_MODELS:
             if name == DAY_EVENTS_MODEL:
                 # Known only now: the partitions of its reach the day's sessions have
@@ -300,10 +306,6 @@ def run_day_models(con: duckdb.DuckDBPyConnection, params: Mapping[str, Any]) ->
                 params = {**params, "lake_files": day_event_files(con, reads, scratch)}
             run_sql_model(con, name, params)
         check_model_keys(con, DAY_MODELS)
-    except BaseException:
-        con.rollback()
-        raise
-    con.commit()
 
 
 def day_event_files(con: duckdb.DuckDBPyConnection, reads: LakeReads, scratch: Path) -> list[str]:

@@ -16,7 +16,8 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from functools import cache
@@ -45,6 +46,44 @@ SUMMARY_MODELS = (
 WRITE_LOCK = threading.Lock()
 
 
+class SummaryAccess:
+    """Days built in parallel read the summaries together; summarising a partition waits
+    until none is reading, and reading waits for it (one process: other processes are
+    kept out by pipeline.warehouse.lock)."""
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._readers = 0
+        self._writing = False
+
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        with self._changed:
+            self._changed.wait_for(lambda: not self._writing)
+            self._readers += 1
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._readers -= 1
+                self._changed.notify_all()
+
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        with self._changed:
+            self._changed.wait_for(lambda: not self._writing and not self._readers)
+            self._writing = True
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._writing = False
+                self._changed.notify_all()
+
+
+SUMMARIES = SummaryAccess()
+
+
 def refresh_summaries(
     con: duckdb.DuckDBPyConnection, layout: LakeLayout, dates: Iterable[date], scratch: Path
 ) -> list[date]:
@@ -55,7 +94,7 @@ def refresh_summaries(
     dates = sorted(set(dates))
     if not _outdated(con, layout, dates):
         return []
-    with WRITE_LOCK:
+    with SUMMARIES.writing(), WRITE_LOCK:
         # Listed again under the lock, from disk: a parallel build that listed the lake
         # earlier must never put back an older summary than the one just stored.
         if _stored_version(con) not in (None, summary_version()):

@@ -5,6 +5,7 @@ files change, and late events in the attribution look-back make a day stale by n
 from __future__ import annotations
 
 import tempfile
+import threading
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -219,3 +220,30 @@ def test_a_session_across_partitions_is_one_touch_and_is_combined_again_when_eit
     build_day(settings, DAY)
     assert _touches(settings) == [("u1", older, "old"), ("v1", start, "newsletter")]
     assert _sources(settings) == [("old", "email", "(not set)", "Email")]
+
+
+def test_summarising_waits_until_no_days_models_are_reading() -> None:
+    access = summaries.SummaryAccess()
+    done: list[str] = []
+    reading, release = threading.Event(), threading.Event()
+
+    def models() -> None:
+        with access.reading():
+            reading.set()
+            release.wait(30)
+            done.append("models")
+
+    def summarise() -> None:
+        with access.writing():
+            done.append("summary")
+
+    reader, writer = threading.Thread(target=models), threading.Thread(target=summarise)
+    reader.start()
+    assert reading.wait(30)
+    writer.start()
+    writer.join(0.5)
+    assert writer.is_alive()  # waiting for the reader, however long it reads
+    release.set()
+    reader.join(30)
+    writer.join(30)
+    assert done == ["models", "summary"]
