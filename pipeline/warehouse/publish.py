@@ -8,6 +8,7 @@ that needs one as an identifier (DuckDB takes no parameter there) gets it throug
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from functools import partial
@@ -75,33 +76,51 @@ def replace_period(con: duckdb.DuckDBPyConnection, output: Output, day: date) ->
 def publish_marts(
     con: duckdb.DuckDBPyConnection, marts_dir: Path, day: date
 ) -> tuple[dict[str, int], list[Path]]:
-    """Write `day`'s file of each mart; returns rows per table and the files written."""
+    """Write `day`'s file of each mart; returns rows per table and the files written.
+    Each file is written from DuckDB a batch at a time: a 10M-event day's sessions never
+    sit in memory whole."""
     rows: dict[str, int] = {}
     marts: list[Path] = []
     staged: list[tuple[Path, Writer]] = []
     for output in OUTPUTS:
+        # The partition column lives in the path only: pandas, pyarrow's datasets and
+        # polars refuse a column that is both in the file and in the path.
+        dropped = f" EXCLUDE ({_quoted(output.key)})" if output.key == output.period else ""
         if output.period != "date":
             # From the warehouse, not this run: it includes every day committed so far.
             table, _, key = _identifiers(output)
-            relation = con.execute(
-                f"SELECT * FROM {table} WHERE {key} = ? ORDER BY ALL", [output.period_value(day)]
-            )
-            result = relation.to_arrow_table()
+            query = f"SELECT *{dropped} FROM {table} WHERE {key} = $period ORDER BY ALL"
+            params = {"period": output.period_value(day)}
         else:
-            result = con.table(output.stage).to_arrow_table()
-        rows[output.table] = result.num_rows
-        # The partition column lives in the path only: pandas, pyarrow's datasets and
-        # polars refuse a column that is both in the file and in the path.
-        if output.key == output.period:
-            result = result.drop_columns([output.key])
+            query, params = f"SELECT *{dropped} FROM {_quoted(output.stage)}", {}
         # A day with no rows still gets its (empty) file, replacing any stale one.
         path = output.mart_path(marts_dir, day)
-        staged.append((path, partial(pq.write_table, result, **PARQUET_OPTIONS)))
+        staged.append((path, partial(_write_mart, con, query, params, rows, output.table)))
         marts.append(path)
     # Every file written whole before any is renamed into place: a full or read-only disk
     # leaves all of the day's old marts, never some old and some new.
     write_all_atomically(staged)
     return rows, marts
+
+
+def _write_mart(
+    con: duckdb.DuckDBPyConnection,
+    query: str,
+    params: Mapping[str, object],
+    rows: dict[str, int],
+    table: str,
+    staging: Path,
+) -> None:
+    """`query`'s rows into the Parquet file `staging`, a batch at a time; their count
+    into rows[table]."""
+    reader = con.execute(query, dict(params)).to_arrow_reader(PARQUET_OPTIONS["row_group_size"])
+    rows[table] = 0
+    with pq.ParquetWriter(
+        staging, reader.schema, compression=PARQUET_OPTIONS["compression"]
+    ) as writer:
+        for batch in reader:
+            writer.write_batch(batch, row_group_size=PARQUET_OPTIONS["row_group_size"])
+            rows[table] += batch.num_rows
 
 
 def _identifiers(output: Output) -> tuple[str, str, str]:
