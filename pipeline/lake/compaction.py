@@ -31,10 +31,15 @@ from pipeline.config import Settings
 from pipeline.duckdb_connections import connect
 from pipeline.events.schema import lake_arrow_schema
 from pipeline.lake.files import write_atomically
-from pipeline.lake.store import PARQUET_OPTIONS, Lake, in_lake_schema, remove_files
+from pipeline.lake.store import (
+    PARQUET_OPTIONS,
+    Lake,
+    in_lake_schema,
+    remove_files,
+    write_parquet_batches,
+)
 
 SOURCES_KEY = b"sessionflow.compacted_from"
-BATCH_ROWS = 128 * 1024  # one row group each (PARQUET_OPTIONS)
 
 
 @dataclass(frozen=True)
@@ -80,23 +85,20 @@ def _write_sorted(settings: Settings, sources: list[Path], schema: pa.Schema, st
     """The rows of `sources` in `schema` (a column added since a file was written is null
     for its rows), sorted by site, visitor, time and event id, then by file and row (as
     they were listed), written to `staging` a batch at a time; returns the rows written."""
-    written = 0
-    with (
-        connect(settings) as con,
-        pq.ParquetWriter(staging, schema, compression=PARQUET_OPTIONS["compression"]) as writer,
-    ):
-        batches = con.execute(
+    with connect(settings) as con:
+        reader = con.execute(
             "SELECT * EXCLUDE (filename, file_row_number) FROM read_parquet($files, "
             "union_by_name = true, hive_partitioning = false, filename = true, "
             "file_row_number = true) "
             "ORDER BY site_id, visitor_id, event_ts, event_id, filename, file_row_number",
             {"files": [str(source) for source in sources]},
-        ).to_arrow_reader(BATCH_ROWS)
-        for batch in batches:
-            table = in_lake_schema(pa.Table.from_batches([batch])).cast(schema)
-            writer.write_table(table, row_group_size=PARQUET_OPTIONS["row_group_size"])
-            written += table.num_rows
-    return written
+        ).to_arrow_reader(PARQUET_OPTIONS["row_group_size"])
+        batches = (
+            batch
+            for rows in reader
+            for batch in in_lake_schema(pa.Table.from_batches([rows])).cast(schema).to_batches()
+        )
+        return write_parquet_batches(staging, schema, batches)
 
 
 def finish_interrupted(directory: Path) -> None:

@@ -149,6 +149,18 @@ def write_parquet_atomically(table: pa.Table, path: Path) -> None:
     write_atomically(path, lambda staging: pq.write_table(table, staging, **PARQUET_OPTIONS))
 
 
+def write_parquet_batches(path: Path, schema: pa.Schema, batches: Iterable[pa.RecordBatch]) -> int:
+    """`batches` (in `schema`) into the Parquet file `path` one at a time, under
+    PARQUET_OPTIONS, so a file of any size is written in bounded memory; returns the
+    rows written. No batch at all still writes an empty file in `schema`."""
+    rows = 0
+    with pq.ParquetWriter(path, schema, compression=PARQUET_OPTIONS["compression"]) as writer:
+        for batch in batches:
+            writer.write_batch(batch, row_group_size=PARQUET_OPTIONS["row_group_size"])
+            rows += batch.num_rows
+    return rows
+
+
 def remove_files(paths: Iterable[Path]) -> None:
     for path in paths:
         path.unlink(missing_ok=True)

@@ -15,10 +15,9 @@ from functools import partial
 from pathlib import Path
 
 import duckdb
-import pyarrow.parquet as pq
 
 from pipeline.lake.files import Writer, write_all_atomically
-from pipeline.lake.store import PARQUET_OPTIONS
+from pipeline.lake.store import PARQUET_OPTIONS, write_parquet_batches
 
 
 @dataclass(frozen=True)
@@ -114,13 +113,7 @@ def _write_mart(
     """`query`'s rows into the Parquet file `staging`, a batch at a time; their count
     into rows[table]."""
     reader = con.execute(query, dict(params)).to_arrow_reader(PARQUET_OPTIONS["row_group_size"])
-    rows[table] = 0
-    with pq.ParquetWriter(
-        staging, reader.schema, compression=PARQUET_OPTIONS["compression"]
-    ) as writer:
-        for batch in reader:
-            writer.write_batch(batch, row_group_size=PARQUET_OPTIONS["row_group_size"])
-            rows[table] += batch.num_rows
+    rows[table] = write_parquet_batches(staging, reader.schema, reader)
 
 
 def _identifiers(output: Output) -> tuple[str, str, str]:
